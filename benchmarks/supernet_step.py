@@ -1,0 +1,122 @@
+"""Supernet speed: compile time, per-subnet forward+backward, sandwich step.
+
+The sandwich step is the one `../shared/tools/ofa_peer_bench.py` times for the
+PyTorch OFA supernet: max subnet with cross-entropy, then the min and two random
+subnets distilled from the max subnet's soft predictions, one SGD-momentum
+update, all in one jitted program.
+
+  python benchmarks/supernet_step.py --space=ofa_mbv3 --batch=32 --resolution=64
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from tofa_jax import arch as arch_lib
+from tofa_jax import search_space, supernet
+
+
+def _time(fn, *args, repeats: int) -> float:
+  jax.block_until_ready(fn(*args))
+  start = time.perf_counter()
+  for _ in range(repeats):
+    out = fn(*args)
+  jax.block_until_ready(out)
+  return (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--space", default="ofa_mbv3")
+  parser.add_argument("--batch", type=int, default=32)
+  parser.add_argument("--resolution", type=int, default=64)
+  parser.add_argument("--classes", type=int, default=100)
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--depthwise_impl", default="auto", choices=("auto", "shift", "lax"))
+  parser.add_argument("--masked", action="store_true",
+                      help="pure masking (no lax.cond/switch): every subnet costs the max")
+  args = parser.parse_args()
+
+  space = search_space.get_space(args.space)
+  model = supernet.build(space, args.classes, depthwise_impl=args.depthwise_impl,
+                         conditional=not args.masked)
+  variables = supernet.init_variables(model, 0, args.resolution)
+  params, stats = variables["params"], variables["batch_stats"]
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.normal(size=(args.batch, args.resolution, args.resolution, 3)),
+                       jnp.float32)
+  labels = jnp.asarray(rng.integers(0, args.classes, args.batch))
+  res = args.resolution
+
+  def arrays(a):
+    return jax.tree.map(jnp.asarray, arch_lib.to_arrays(space, a))
+
+  archs = {"max": arch_lib.max_arch(space), "min": arch_lib.min_arch(space),
+           "random": arch_lib.random_arch(space, arch_lib.rng_for(0, 1))}
+
+  def apply(p, s, arch, train=True):
+    return model.apply({"params": p, "batch_stats": s}, images, arch, train=train,
+                       resolution=res, mutable=["batch_stats"])
+
+  @jax.jit
+  def fwd_bwd(p, s, arch):
+    def loss(p):
+      logits, new = apply(p, s, arch)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), new
+    return jax.grad(loss, has_aux=True)(p)
+
+  tx = optax.sgd(0.01, momentum=0.9)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def sandwich(p, s, o, stacked):
+    def max_loss(p):
+      logits, new = apply(p, s, jax.tree.map(lambda a: a[0], stacked))
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      return ce, (logits, new["batch_stats"])
+    grads, (logits, new_s) = jax.grad(max_loss, has_aux=True)(p)
+    soft = jax.lax.stop_gradient(jax.nn.softmax(logits))
+
+    def body(g_acc, arch):
+      def kd(p):
+        out, _ = apply(p, s, arch)
+        return optax.softmax_cross_entropy(out, soft).mean()
+      return jax.tree.map(jnp.add, g_acc, jax.grad(kd)(p)), None
+
+    grads, _ = jax.lax.scan(body, grads, jax.tree.map(lambda a: a[1:], stacked))
+    updates, o = tx.update(grads, o, p)
+    return optax.apply_updates(p, updates), new_s, o
+
+  mode = "masked" if args.masked else "conditional"
+  print(f"space={args.space} batch={args.batch} res={res} mode={mode} "
+        f"depthwise={args.depthwise_impl} backend={jax.default_backend()} "
+        f"devices={jax.device_count()}")
+  t0 = time.perf_counter()
+  jax.block_until_ready(fwd_bwd(params, stats, arrays(archs["max"])))
+  print(f"compile fwd+bwd: {time.perf_counter() - t0:.1f} s")
+  times = {}
+  for name, a in archs.items():
+    times[name] = _time(fwd_bwd, params, stats, arrays(a), repeats=args.repeats)
+    print(f"fwd+bwd {name:>6}: {times[name] * 1e3:8.1f} ms")
+  print(f"min/max fwd+bwd ratio: {times['min'] / times['max']:.2f}")
+
+  sand = [archs["max"], archs["min"]] + [
+      arch_lib.random_arch(space, arch_lib.rng_for(0, 2, salt)) for salt in range(2)]
+  stacked = jax.tree.map(jnp.asarray, arch_lib.stack_arrays([arch_lib.to_arrays(space, a)
+                                                             for a in sand]))
+  t0 = time.perf_counter()
+  jax.block_until_ready(sandwich(params, stats, opt_state, stacked))
+  print(f"compile sandwich: {time.perf_counter() - t0:.1f} s")
+  dt = _time(sandwich, params, stats, opt_state, stacked, repeats=args.repeats)
+  print(f"sandwich step (max+min+2 random): {dt * 1e3:.0f} ms/step, "
+        f"{args.batch / dt:.1f} labelled img/s")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,1 @@
+"""tofa_jax: Transfer-Once-For-All supernets in JAX/Flax."""
