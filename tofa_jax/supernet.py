@@ -147,11 +147,10 @@ class ElasticMBConv(nn.Module):
     if self.is_initializing():
       # Parameter shapes depend on the space only; skip tracing the layer math
       # (it dominates init's compile time) and return the output's shape.
-      k = k_max
-      ho = (x.shape[1] + sum(ops.conv_pads(x.shape[1], k, self.stride, self.padding)) - k)
-      wo = (x.shape[2] + sum(ops.conv_pads(x.shape[2], k, self.stride, self.padding)) - k)
-      return jnp.zeros((x.shape[0], ho // self.stride + 1, wo // self.stride + 1, out_max),
-                       x.dtype)
+      ho, wo = (
+          (n + sum(ops.conv_pads(n, k_max, self.stride, self.padding)) - k_max) // self.stride + 1
+          for n in x.shape[1:3])
+      return jnp.zeros((x.shape[0], ho, wo, out_max), x.dtype)
 
     drop_key = None
     if train and self.drop_connect_rate > 0 and self._has_residual():
@@ -206,12 +205,12 @@ class ElasticMBConv(nn.Module):
     m_out = ops.channel_mask(c_out, out_max)
     y, new_s["project_bn"] = bn(ops.pointwise(h, p["project"]), p["project_bn"],
                                 s["project_bn"], m_out)
-    residual = self._shortcut(x, p, c_in, c_out, m_out)
+    residual, has_residual = self._shortcut(x, p, c_in, c_out, m_out)
     if residual is not None:
       if drop_key is not None:
         keep = 1.0 - self.drop_connect_rate
         keep_mask = jax.random.bernoulli(drop_key, keep, (y.shape[0], 1, 1, 1))
-        y = y * keep_mask.astype(y.dtype) / keep
+        y = jnp.where(has_residual, y * keep_mask.astype(y.dtype) / keep, y)
       y = y + residual
     return y, new_s
 
@@ -233,18 +232,20 @@ class ElasticMBConv(nn.Module):
     return conv(k_max)(h, w * tap[:, :, None, None].astype(w.dtype))
 
   def _shortcut(self, x: Array, p: dict, c_in: Array, c_out: Array, m_out: Array
-                ) -> Array | None:
+                ) -> tuple[Array | None, Array | bool]:
+    """(residual to add or None, whether the layer really is residual)."""
     out_max = m_out.shape[0]
     same_width = c_in == c_out
     if not self.first:
-      return x
+      return x, True
     if self.shortcut == "identity":
       if self.stride != 1:
-        return None
-      return jnp.where(same_width, fit_channels(x, out_max), 0.0)
+        return None, False
+      # Residual only when the active widths agree (a data-dependent choice).
+      return jnp.where(same_width, fit_channels(x, out_max), 0.0), same_width
     pooled = avg_pool_2x2(x) if self.stride > 1 else x
     projected = ops.pointwise(pooled, p["shortcut"]) * m_out
-    return jnp.where(same_width, fit_channels(pooled, out_max), projected)
+    return jnp.where(same_width, fit_channels(pooled, out_max), projected), True
 
 
 def _centre(w: Array, k: int) -> Array:
