@@ -197,7 +197,8 @@ def test_dropout_and_drop_connect_come_from_config():
 
 
 @pytest.mark.parametrize("stride,padding,size", [(1, "symmetric", 8), (2, "symmetric", 9),
-                                                 (2, "same", 8), (2, "same", 9)])
+                                                 (2, "same", 8), (2, "same", 9),
+                                                 (1, "symmetric", 21), (2, "same", 37)])
 def test_shift_depthwise_matches_xla_grouped_conv(stride, padding, size):
   from tofa_jax import elastic_ops as ops
 
