@@ -33,8 +33,6 @@ def _jaxpr_macs(fn, *args) -> int:
         (contract, _), _ = eqn.params["dimension_numbers"]
         lhs = eqn.invars[0].aval.shape
         total += math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contract)
-      for sub in jax.core.subjaxprs(eqn) if hasattr(jax.core, "subjaxprs") else ():
-        visit(sub)
       for p in eqn.params.values():
         if isinstance(p, jax.extend.core.ClosedJaxpr):
           visit(p.jaxpr)
