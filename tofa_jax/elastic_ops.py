@@ -79,6 +79,12 @@ def conv_pads(size: int, kernel: int, stride: int, padding: str) -> tuple[int, i
   return total // 2, total - total // 2
 
 
+def conv_out_size(size: int, kernel: int, stride: int, padding: str) -> int:
+  """Output length of a conv along one axis, with `conv_pads` padding."""
+  lo, hi = conv_pads(size, kernel, stride, padding)
+  return (size + lo + hi - kernel) // stride + 1
+
+
 def depthwise_conv(x: Array, w: Array, stride: int, padding: str, impl: str = "shift"
                    ) -> Array:
   """Depthwise conv of NHWC `x` with HWIO `w` of shape (k, k, 1, C).

@@ -34,11 +34,6 @@ class Cost:
     return self.params / 1e6
 
 
-def _out(size: int, k: int, stride: int, padding: str) -> int:
-  lo, hi = ops.conv_pads(size, k, stride, padding)
-  return (size + lo + hi - k) // stride + 1
-
-
 def count(space: SearchSpace, arch: arch_lib.Arch, num_classes: int = 1000) -> Cost:
   """MACs and parameters of `arch` (at `arch.resolution`)."""
   macs = params = 0
@@ -50,12 +45,12 @@ def count(space: SearchSpace, arch: arch_lib.Arch, num_classes: int = 1000) -> C
     macs += hw * hw * w
     params += w + (c_out if bias else 0) + (2 * c_out if bn else 0)
 
-  size = _out(arch.resolution, 3, 2, space.padding)
+  size = ops.conv_out_size(arch.resolution, 3, 2, space.padding)
   conv(size, 3, arch.width[0], 3, bn=True)
   for lp in static_net.plan(space, arch):
     if lp.expand:
       conv(size, lp.c_in, lp.mid, 1, bn=True)
-    in_size, size = size, _out(size, lp.kernel, lp.stride, space.padding)
+    in_size, size = size, ops.conv_out_size(size, lp.kernel, lp.stride, space.padding)
     conv(size, lp.mid, lp.mid, lp.kernel, groups=lp.mid, bn=True)
     if lp.se_mid:
       conv(1, lp.mid, lp.se_mid, 1, bias=True)

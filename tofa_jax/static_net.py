@@ -203,7 +203,6 @@ def extract(space: SearchSpace, arch: arch_lib.Arch, variables: dict, num_classe
     params["head"] = {"conv": {"kernel": head["conv"]["kernel"][:, :, :c_last, :c_head]}}
     stats["head"] = {}
     put_bn(params["head"], stats["head"], "bn", head["conv"]["bn"], head_s["conv"]["bn"], c_head)
-    c_feat = c_head
   else:
     c_exp = head_expand_width(space, arch)
     params["head"] = {
@@ -213,8 +212,7 @@ def extract(space: SearchSpace, arch: arch_lib.Arch, variables: dict, num_classe
     stats["head"] = {}
     put_bn(params["head"], stats["head"], "final_expand_bn", head["final_expand"]["bn"],
            head_s["final_expand"]["bn"], c_exp)
-    c_feat = c_head
-  params["classifier"] = {"kernel": sp_params["classifier"]["kernel"][:c_feat],
+  params["classifier"] = {"kernel": sp_params["classifier"]["kernel"][:c_head],
                           "bias": sp_params["classifier"]["bias"]}
   model = StaticNet(space, arch, num_classes, **kwargs)
   return model, {"params": params, "batch_stats": stats}

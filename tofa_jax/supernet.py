@@ -147,9 +147,7 @@ class ElasticMBConv(nn.Module):
     if self.is_initializing():
       # Parameter shapes depend on the space only; skip tracing the layer math
       # (it dominates init's compile time) and return the output's shape.
-      ho, wo = (
-          (n + sum(ops.conv_pads(n, k_max, self.stride, self.padding)) - k_max) // self.stride + 1
-          for n in x.shape[1:3])
+      ho, wo = (ops.conv_out_size(n, k_max, self.stride, self.padding) for n in x.shape[1:3])
       return jnp.zeros((x.shape[0], ho, wo, out_max), x.dtype)
 
     drop_key = None
