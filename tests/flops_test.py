@@ -43,7 +43,8 @@ def _jaxpr_macs(fn, *args) -> int:
   return total
 
 
-@pytest.mark.parametrize("name", ["tofa", "alphanet", "ofa_mbv3", "lite0", "tiny", "tiny_lite"])
+@pytest.mark.parametrize("name", ["tofa", "alphanet", "ofa_mbv3", "mbv3_large", "lite0", "lite2",
+                                  "tiny", "tiny_ofa", "tiny_lite"])
 def test_count_equals_static_model_graph(name):
   space = get_space(name)
   for arch in [A.max_arch(space), A.min_arch(space),

@@ -175,3 +175,34 @@ def resolve_depthwise_impl(impl: str) -> str:
 def pointwise(x: Array, w: Array) -> Array:
   """1x1 conv as a matmul; `w` is HWIO (1, 1, Cin, Cout)."""
   return jnp.einsum("nhwc,cd->nhwd", x, w[0, 0])
+
+
+def transform_name(src: int, dst: int) -> str:
+  """Parameter name of OFA's `{src}to{dst}` kernel-transform matrix."""
+  return f"transform_{src}to{dst}"
+
+
+def centre_crop(w: Array, k: int) -> Array:
+  start = (w.shape[0] - k) // 2
+  return w[start:start + k, start:start + k]
+
+
+def sized_kernel(w: Array, k: int, kernels: tuple[int, ...],
+                 transforms: dict[str, Array] | None = None) -> Array:
+  """The k x k depthwise kernel of a layer whose max kernel is `w` (HWIO).
+
+  Without `transforms` this is the centre crop. With them (OFA), each step down
+  the sorted kernel choices crops the centre of the current kernel and maps its
+  taps with that step's (t*t, t*t) matrix M: per channel, new = M @ taps, as
+  OFA's `F.linear(taps, M)` on row vectors does.
+  """
+  if not transforms:
+    return centre_crop(w, k)
+  sizes = sorted(kernels, reverse=True)
+  for src, dst in zip(sizes, sizes[1:], strict=False):
+    if src <= k:
+      break
+    crop = centre_crop(w, dst)
+    flat = crop.reshape(dst * dst, -1)
+    w = (transforms[transform_name(src, dst)] @ flat).reshape(crop.shape)
+  return w

@@ -64,7 +64,7 @@ def count(space: SearchSpace, arch: arch_lib.Arch, num_classes: int = 1000) -> C
   else:
     c_exp = static_net.head_expand_width(space, arch)
     conv(size, c_last, c_exp, 1, bn=True)
-    conv(1, c_exp, c_head, 1)
+    conv(1, c_exp, c_head, 1, bias=space.head_bias)
   conv(1, c_head, num_classes, 1, bias=True)
   return Cost(macs, params)
 

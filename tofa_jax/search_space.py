@@ -79,6 +79,11 @@ class SearchSpace:
     padding: 'symmetric' (PyTorch k//2) or 'same' (TensorFlow SAME).
     mflops_window: (low, high) MFLOPs that random samples must fall into, or None.
     bn_eps: BatchNorm epsilon.
+    kernel_transform: OFA's kernel transformation: a smaller kernel is the
+      centre crop of the next larger one multiplied by a learned (k*k, k*k)
+      matrix per layer (`transform_7to5`, `transform_5to3`), identity at init.
+    head_bias: v3 head only: the feature-mix layer has a bias (torchvision's
+      MobileNetV3 `classifier.0`).
   """
 
   name: str
@@ -95,6 +100,8 @@ class SearchSpace:
   padding: str = "symmetric"
   mflops_window: tuple[float, float] | None = None
   bn_eps: float = 1e-5
+  kernel_transform: bool = False
+  head_bias: bool = False
 
   def __post_init__(self):
     _check_choice("space.head", self.head, HEADS)
@@ -200,29 +207,74 @@ def _ofa_mbv3() -> SearchSpace:
       ),
       head_widths=(1280,), head_act="hswish", head="v3", head_expand=6.0,
       resolutions=(128, 160, 192, 224), per_layer=True, shortcut="identity",
+      kernel_transform=True,
   )
+
+
+def _mbv3_large() -> SearchSpace:
+  # Around torchvision's MobileNetV3-Large, which is one (per-layer) subnet of
+  # it: kernels k = (3,3 | 5,5,5 | 3,3,3,3 | 3,3 | 5,5,5) and expansions
+  # (1 | 4,3 | 3,3,3 | 6,2.5,2.3,2.3 | 6,6 | 6,6,6). Its max subnet widens every
+  # layer to k=5 and the largest expansion.
+  return SearchSpace(
+      name="mbv3_large",
+      stem_widths=(16,), stem_act="hswish",
+      stages=(
+          _stage((16,), (1,), (3,), (1,), 1, False, "relu"),
+          _stage((24,), (1, 2), (3, 5), (3, 4), 2, False, "relu"),
+          _stage((40,), (2, 3), (3, 5), (3, 4, 6), 2, True, "relu"),
+          _stage((80,), (2, 3, 4), (3, 5), (2.3, 2.5, 3, 4, 6), 2, False, "hswish"),
+          _stage((112,), (1, 2), (3, 5), (3, 4, 6), 1, True, "hswish"),
+          _stage((160,), (2, 3), (3, 5), (3, 4, 6), 2, True, "hswish"),
+      ),
+      head_widths=(1280,), head_act="hswish", head="v3", head_expand=6.0,
+      resolutions=(160, 192, 224), per_layer=True, shortcut="identity", bn_eps=1e-3,
+      head_bias=True,
+  )
+
+
+def _lite(name: str, widths: tuple[tuple[int, ...], ...], depths: tuple[tuple[int, ...], ...],
+          resolution: int) -> SearchSpace:
+  """A space whose max subnet is EfficientNet-Lite-N: ReLU6, no SE, stem 32, head 1280.
+
+  `widths`/`depths` are the choices of the seven stages, their maxima Lite-N's
+  stage widths and repeats. Kernels: 3 besides Lite-N's 5; expansion {3, 4, 6};
+  resolutions N's +- 32.
+  """
+  r = "relu6"
+  kernels = (3, 3, 5, 3, 5, 5, 3)
+  stages = [_stage(widths[0], depths[0], (3,), (1,), 1, False, r)]
+  for i in range(1, 7):
+    stages.append(_stage(widths[i], depths[i], (3,) if kernels[i] == 3 else (3, 5), (3, 4, 6),
+                         (1, 2, 2, 2, 1, 2, 1)[i], False, r))
+  return SearchSpace(
+      name=name, stem_widths=(32,), stem_act=r, stages=tuple(stages),
+      head_widths=(1280,), head_act=r, head="conv",
+      resolutions=(resolution - 32, resolution, resolution + 32), shortcut="identity",
+      padding="same", bn_eps=1e-3,
+  )
+
+
+_LITE0_WIDTHS = ((16,), (16, 24), (32, 40), (64, 80), (88, 112), (144, 192), (320,))
 
 
 def _lite0() -> SearchSpace:
-  # EfficientNet-Lite0 is the max subnet: ReLU6, no SE, stem 32, head 1280.
-  # Stages (e, k, s, c, n): (1,3,1,16,1) (6,3,2,24,2) (6,5,2,40,2) (6,3,2,80,3)
-  # (6,5,1,112,3) (6,5,2,192,4) (6,3,1,320,1).
-  r = "relu6"
-  return SearchSpace(
-      name="lite0",
-      stem_widths=(32,), stem_act=r,
-      stages=(
-          _stage((16,), (1,), (3,), (1,), 1, False, r),
-          _stage((16, 24), (1, 2), (3,), (3, 4, 6), 2, False, r),
-          _stage((32, 40), (1, 2), (3, 5), (3, 4, 6), 2, False, r),
-          _stage((64, 80), (2, 3), (3,), (3, 4, 6), 2, False, r),
-          _stage((88, 112), (2, 3), (3, 5), (3, 4, 6), 1, False, r),
-          _stage((144, 192), (2, 3, 4), (3, 5), (3, 4, 6), 2, False, r),
-          _stage((320,), (1,), (3,), (3, 4, 6), 1, False, r),
-      ),
-      head_widths=(1280,), head_act=r, head="conv",
-      resolutions=(192, 224, 256), shortcut="identity", padding="same", bn_eps=1e-3,
-  )
+  # EfficientNet-Lite0 stages (e, k, s, c, n): (1,3,1,16,1) (6,3,2,24,2) (6,5,2,40,2)
+  # (6,3,2,80,3) (6,5,1,112,3) (6,5,2,192,4) (6,3,1,320,1), 224 px.
+  return _lite("lite0", _LITE0_WIDTHS,
+               ((1,), (1, 2), (1, 2), (2, 3), (2, 3), (2, 3, 4), (1,)), 224)
+
+
+def _lite1() -> SearchSpace:
+  # Lite1: repeats x1.1 rounded up (first and last stage fixed), 240 px.
+  return _lite("lite1", _LITE0_WIDTHS,
+               ((1,), (2, 3), (2, 3), (3, 4), (3, 4), (3, 4, 5), (1,)), 240)
+
+
+def _lite2() -> SearchSpace:
+  # Lite2: widths x1.1 (stem and head fixed), repeats x1.2, 260 px.
+  return _lite("lite2", ((16,), (16, 24), (32, 48), (64, 88), (88, 120), (144, 208), (352,)),
+               ((1,), (2, 3), (2, 3), (3, 4), (3, 4), (3, 4, 5), (1,)), 260)
 
 
 def _tiny() -> SearchSpace:
@@ -251,7 +303,8 @@ def _tiny_ofa() -> SearchSpace:
           _stage((24,), (2, 3), (3, 5, 7), (3, 6), 2, False, "hswish"),
       ),
       head_widths=(64,), head_act="hswish", head="v3", head_expand=6.0,
-      resolutions=(32, 40), per_layer=True, shortcut="identity",
+      resolutions=(32, 40), per_layer=True, shortcut="identity", kernel_transform=True,
+      head_bias=True,
   )
 
 
@@ -271,7 +324,8 @@ def _tiny_lite() -> SearchSpace:
 
 
 _REGISTRY = {
-    "tofa": _tofa, "alphanet": _alphanet, "ofa_mbv3": _ofa_mbv3, "lite0": _lite0,
+    "tofa": _tofa, "alphanet": _alphanet, "ofa_mbv3": _ofa_mbv3, "mbv3_large": _mbv3_large,
+    "lite0": _lite0, "lite1": _lite1, "lite2": _lite2,
     "tiny": _tiny, "tiny_ofa": _tiny_ofa, "tiny_lite": _tiny_lite,
 }
 SPACE_NAMES = tuple(_REGISTRY)

@@ -33,6 +33,7 @@ class LayerPlan:
   se_mid: int  # 0 when the layer has no SE
   act: str
   residual: str  # 'none', 'identity', 'pool', 'conv' or 'pool_conv'
+  stage: int = 0
 
 
 def plan(space: SearchSpace, arch: arch_lib.Arch) -> list[LayerPlan]:
@@ -56,7 +57,8 @@ def plan(space: SearchSpace, arch: arch_lib.Arch) -> list[LayerPlan]:
         residual = "_".join(p for p in (pool, conv) if p) or "identity"
       layers.append(LayerPlan(f"stage{s}_layer{layer}", c_in, mid, c_out,
                               arch.kernel[s][layer], stride, has_expand,
-                              make_divisible(mid // 4, 8) if st.se else 0, st.act, residual))
+                              make_divisible(mid // 4, 8) if st.se else 0, st.act, residual,
+                              s))
       c_in = c_out
   return layers
 
@@ -109,7 +111,7 @@ class StaticNet(nn.Module):
         x = conv(x, head_expand_width(sp, a), 1, 1, "final_expand")
         x = ops.activation(sp.head_act, bn("final_expand_bn")(x))
         x = jnp.mean(x, axis=(1, 2), keepdims=True)
-        x = conv(x, a.width[-1], 1, 1, "feature_mix")
+        x = conv(x, a.width[-1], 1, 1, "feature_mix", bias=sp.head_bias)
         return ops.activation(sp.head_act, x)[:, 0, 0, :]
 
     x = _Head(name="head")(x)
@@ -182,9 +184,9 @@ def extract(space: SearchSpace, arch: arch_lib.Arch, variables: dict, num_classe
     if lp.expand:
       p["expand"] = {"kernel": src["expand"][:, :, :lp.c_in, :lp.mid]}
       put_bn(p, s, "expand_bn", src["expand_bn"], src_s["expand_bn"], lp.mid)
-    dw = src["depthwise"]
-    start = (dw.shape[0] - lp.kernel) // 2
-    p["depthwise"] = {"kernel": dw[start:start + lp.kernel, start:start + lp.kernel, :, :lp.mid]}
+    transforms = {k: v for k, v in src.items() if k.startswith("transform_")}
+    dw = ops.sized_kernel(src["depthwise"], lp.kernel, space.stages[lp.stage].kernels, transforms)
+    p["depthwise"] = {"kernel": dw[..., :lp.mid]}
     put_bn(p, s, "depthwise_bn", src["depthwise_bn"], src_s["depthwise_bn"], lp.mid)
     if lp.se_mid:
       p["se_reduce"] = {"kernel": src["se_reduce"][:, :, :lp.mid, :lp.se_mid],
@@ -209,6 +211,8 @@ def extract(space: SearchSpace, arch: arch_lib.Arch, variables: dict, num_classe
         "final_expand": {"kernel": head["final_expand"]["kernel"][:, :, :c_last, :c_exp]},
         "feature_mix": {"kernel": head["feature_mix"][:, :, :c_exp, :c_head]},
     }
+    if space.head_bias:
+      params["head"]["feature_mix"]["bias"] = head["feature_mix_bias"][:c_head]
     stats["head"] = {}
     put_bn(params["head"], stats["head"], "final_expand_bn", head["final_expand"]["bn"],
            head_s["final_expand"]["bn"], c_exp)

@@ -3,7 +3,8 @@
 `Supernet.apply(variables, images, arch, train=...)` runs the subnet described
 by `arch` (the arrays of `arch.to_arrays`) on max-size weights. Width and
 expansion are channel masks; depth skips layers with `lax.cond` and kernel size
-picks the centre crop of the max kernel with `lax.switch`, so small subnets
+picks the centre crop of the max kernel (optionally OFA's transformed crop) with
+`lax.switch`, so small subnets
 cost less while one program serves every subnet at a given resolution.
 
 Each layer declares its max-size parameters explicitly and computes with pure
@@ -113,6 +114,7 @@ class ElasticMBConv(nn.Module):
   depthwise_impl: str
   conditional: bool
   drop_connect_rate: float
+  kernel_transform: bool = False
 
   @property
   def stride(self) -> int:
@@ -133,6 +135,11 @@ class ElasticMBConv(nn.Module):
       p["expand"] = self.param("expand", conv_init, (1, 1, in_max, mid_max))
       p["expand_bn"], stats["expand_bn"] = _declare_bn(self, "expand_bn", mid_max)
     p["depthwise"] = self.param("depthwise", conv_init, (k_max, k_max, 1, mid_max))
+    if self.kernel_transform:
+      sizes = sorted(st.kernels, reverse=True)
+      p["transforms"] = {
+          ops.transform_name(a, b): self.param(ops.transform_name(a, b), _eye_init, (b * b,) * 2)
+          for a, b in zip(sizes, sizes[1:], strict=False)}
     p["depthwise_bn"], stats["depthwise_bn"] = _declare_bn(self, "depthwise_bn", mid_max)
     if st.se:
       p["se_reduce"] = self.param("se_reduce", conv_init, (1, 1, mid_max, se_max))
@@ -190,7 +197,7 @@ class ElasticMBConv(nn.Module):
       mid = c_in
       m_mid = ops.channel_mask(mid, x.shape[-1])
       h = x
-    h = self._depthwise(h, p["depthwise"], kernel)
+    h = self._depthwise(h, p["depthwise"], p.get("transforms"), kernel)
     h, new_s["depthwise_bn"] = bn(h, p["depthwise_bn"], s["depthwise_bn"], m_mid)
     h = ops.activation(st.act, h)
     if st.se:
@@ -212,22 +219,30 @@ class ElasticMBConv(nn.Module):
       y = y + residual
     return y, new_s
 
-  def _depthwise(self, h: Array, w: Array, kernel: Array) -> Array:
+  def _depthwise(self, h: Array, w: Array, transforms: dict | None, kernel: Array) -> Array:
     impl = ops.resolve_depthwise_impl(self.depthwise_impl)
-    k_max = w.shape[0]
-    conv = lambda k: (lambda h_, w_: ops.depthwise_conv(  # noqa: E731
-        h_, _centre(w_, k), self.stride, self.padding, impl))
     kernels = self.stage.kernels
+    k_max = w.shape[0]
+
+    def conv(k):
+      def run(h_, w_, t_):
+        return ops.depthwise_conv(h_, ops.sized_kernel(w_, k, kernels, t_), self.stride,
+                                  self.padding, impl)
+      return run
+
     if len(kernels) == 1:
-      return conv(k_max)(h, w)
+      return conv(k_max)(h, w, transforms)
     if self.conditional:
       index = jnp.argmax(jnp.asarray(kernels) == kernel)
-      return jax.lax.switch(index, [conv(k) for k in kernels], h, w)
-    # Pure masking: zero the taps outside the active centre crop. The crop's
-    # centre tap lands on the same input pixel for every k, 'same' padding too.
-    r = (jnp.arange(k_max) - k_max // 2)
-    tap = (jnp.abs(r)[:, None] <= kernel // 2) & (jnp.abs(r)[None, :] <= kernel // 2)
-    return conv(k_max)(h, w * tap[:, :, None, None].astype(w.dtype))
+      return jax.lax.switch(index, [conv(k) for k in kernels], h, w, transforms)
+    # Pure masking: the active kernel zero-padded to k_max. The crop's centre
+    # tap lands on the same input pixel for every k, 'same' padding too.
+    def padded(k):
+      pad = (k_max - k) // 2
+      return jnp.pad(ops.sized_kernel(w, k, kernels, transforms), [(pad, pad)] * 2 + [(0, 0)] * 2)
+
+    w_active = sum(jnp.where(kernel == k, 1.0, 0.0) * padded(k) for k in kernels)
+    return conv(k_max)(h, w_active, None)
 
   def _shortcut(self, x: Array, p: dict, c_in: Array, c_out: Array, m_out: Array
                 ) -> tuple[Array | None, Array | bool]:
@@ -246,9 +261,8 @@ class ElasticMBConv(nn.Module):
     return jnp.where(same_width, fit_channels(pooled, out_max), projected), True
 
 
-def _centre(w: Array, k: int) -> Array:
-  start = (w.shape[0] - k) // 2
-  return w[start:start + k, start:start + k]
+def _eye_init(_key, shape, dtype=jnp.float32) -> Array:
+  return jnp.eye(shape[0], dtype=dtype)
 
 
 class Head(nn.Module):
@@ -271,7 +285,10 @@ class Head(nn.Module):
                name="final_expand")(x, c_exp, train)
     pooled = jnp.mean(x, axis=(1, 2))
     w = self.param("feature_mix", conv_init, (1, 1, exp_max, head_max))
-    y = ops.activation(sp.head_act, pooled @ w[0, 0])
+    y = pooled @ w[0, 0]
+    if sp.head_bias:
+      y = y + self.param("feature_mix_bias", nn.initializers.zeros, (head_max,))
+    y = ops.activation(sp.head_act, y)
     return y * ops.channel_mask(c_head, head_max)
 
 
@@ -325,7 +342,8 @@ class Supernet(nn.Module):
             in_widths=in_widths if layer == 0 else st.widths, stage=st, first=layer == 0,
             can_skip=layer >= min(st.depths), shortcut=sp.shortcut, padding=sp.padding,
             bn_momentum=self.bn_momentum, bn_eps=sp.bn_eps, depthwise_impl=self.depthwise_impl,
-            conditional=self.conditional, drop_connect_rate=rate, name=f"stage{s}_layer{layer}",
+            conditional=self.conditional, drop_connect_rate=rate,
+            kernel_transform=sp.kernel_transform, name=f"stage{s}_layer{layer}",
         )(x, c_in if layer == 0 else width[s + 1], width[s + 1], arch["kernel"][s, layer],
           arch["expand"][s, layer], layer < depth[s], train)
         layer_idx += 1
@@ -361,6 +379,8 @@ def init_variables(model: Supernet, seed: int = 0, resolution: int | None = None
   def fill(path, leaf):
     keys = [getattr(k, "key", str(k)) for k in path]
     shape, name = leaf.shape, keys[-1]
+    if name.startswith("transform_"):
+      return np.eye(shape[0], dtype=np.float32)
     if keys[0] == "batch_stats":
       return np.ones(shape, np.float32) if name == "var" else np.zeros(shape, np.float32)
     if name == "scale":

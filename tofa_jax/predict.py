@@ -1,0 +1,71 @@
+"""Top-5 classes of one image under a converted or trained model.
+
+  python -m tofa_jax.predict --params=DIR --image=PATH [--arch=checkpoint|max|min|FILE.json]
+
+DIR is a directory written by `tofa_jax.convert_torch` (variables + meta.json).
+`--arch=checkpoint` (the default) runs the network the checkpoint holds; any
+other subnet of its space can be named. The subnet is extracted to a static
+Flax model, the image resized and centre-cropped to the arch's resolution and
+normalised with the mean/std stored with the params.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import jax
+import numpy as np
+
+from tofa_jax import arch as arch_lib
+from tofa_jax import convert_torch, preprocess, static_net
+
+
+def predict(params_dir: str, image_path: str, arch_spec: str = "checkpoint", top: int = 5
+            ) -> list[tuple[int, float]]:
+  """[(class index, probability)] for the `top` most probable classes."""
+  conv = convert_torch.load(params_dir)
+  named = arch_spec != "checkpoint"
+  arch = arch_lib.sample_named(conv.space, arch_spec) if named else conv.arch
+  arch_lib.validate(conv.space, arch)
+  image = preprocess.load_image(image_path, arch.resolution)
+  x = preprocess.normalize(image, conv.mean, conv.std)[None]
+  model, variables = static_net.extract(conv.space, arch, conv.variables, conv.num_classes)
+  logits = jax.jit(model.apply)(variables, x)
+  probs = np.asarray(jax.nn.softmax(logits[0]))
+  order = np.argsort(-probs)[:top]
+  return [(int(i), float(probs[i])) for i in order]
+
+
+def main(argv: list[str]) -> None:
+  from absl import flags, logging
+
+  logging.set_verbosity(logging.WARNING)  # orbax logs every file at INFO
+
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  f = flags.FLAGS
+  try:
+    for name in ("params", "image"):
+      if not getattr(f, name):
+        raise ValueError(f"--{name} is required")
+    result = predict(f.params, f.image, f.arch, f.top)
+  except ValueError as e:
+    sys.exit(f"error: {e}")
+  for rank, (index, prob) in enumerate(result, 1):
+    print(f"{rank}: class {index}  p={prob:.4f}")
+
+
+def _define_flags() -> None:
+  from absl import flags
+
+  flags.DEFINE_string("params", None, "directory written by tofa_jax.convert_torch")
+  flags.DEFINE_string("image", None, "image file (JPEG, PNG, ...)")
+  flags.DEFINE_string("arch", "checkpoint", "checkpoint | max | min | random:SEED | FILE.json")
+  flags.DEFINE_integer("top", 5, "how many classes to print")
+
+
+if __name__ == "__main__":
+  from absl import app
+
+  _define_flags()
+  app.run(main)
