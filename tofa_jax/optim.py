@@ -1,0 +1,40 @@
+"""Optimiser and learning-rate schedule of TOFA section 4.2.
+
+SGD with momentum, cosine decay after a linear warm-up, and weight decay on
+weight matrices/kernels only: biases and BatchNorm scale/bias (all 1-D) are
+not decayed. Weight decay is added to the gradient before momentum, as
+PyTorch's `SGD(weight_decay=...)` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import optax
+
+
+def decay_mask(params: Any) -> Any:
+  """True for leaves that get weight decay: every array with more than one axis."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def schedule(cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int) -> optax.Schedule:
+  """Linear warm-up over `warmup_epochs` epochs to `lr`, then cosine decay to 0."""
+  warmup = int(round(cfg["warmup_epochs"] * steps_per_epoch))
+  warmup = min(warmup, max(total_steps - 1, 0))
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=cfg["lr"], warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1), end_value=0.0)
+
+
+def make(cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int
+         ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """(optimiser, schedule) from `config.optim` (lr, momentum, weight_decay, warmup_epochs)."""
+  sched = schedule(cfg, steps_per_epoch, total_steps)
+  tx = optax.chain(
+      optax.add_decayed_weights(cfg["weight_decay"], mask=decay_mask),
+      optax.sgd(sched, momentum=cfg["momentum"]),
+  )
+  return tx, sched
