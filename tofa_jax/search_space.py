@@ -366,7 +366,8 @@ def space_from_config(cfg: Mapping[str, Any]) -> SearchSpace:
 
 def resolve(model_cfg: Mapping[str, Any]) -> SearchSpace:
   """The space a `config.model` names: `model.space`, or `model.custom_space` when
-  `model.space == 'custom'`. `model.mflops_window`, if present, overrides the space's."""
+  `model.space == 'custom'`. `model.resolutions` and `model.mflops_window`, if set,
+  override the space's (e.g. a small training resolution on CPU)."""
   name = model_cfg["space"]
   if name == "custom":
     if not model_cfg.get("custom_space"):
@@ -375,6 +376,9 @@ def resolve(model_cfg: Mapping[str, Any]) -> SearchSpace:
     space = space_from_config(model_cfg["custom_space"])
   else:
     space = get_space(name)
+  resolutions = model_cfg.get("resolutions")
+  if resolutions:
+    space = dataclasses.replace(space, resolutions=tuple(int(r) for r in resolutions))
   window = model_cfg.get("mflops_window")
   if window:
     if len(window) != 2:

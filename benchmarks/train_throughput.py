@@ -1,0 +1,99 @@
+"""Train-step and input-pipeline throughput of a training config.
+
+  python benchmarks/train_throughput.py --config=configs/demo.py [--steps=10]
+  python benchmarks/train_throughput.py --config=configs/cifar100.py \
+      --config.model.resolutions='(128,)' --config.data.image_size=128 --synthetic
+
+Prints: compile time of the jitted TOFA step, train-step images/s (labelled +
+unlabelled images per second), the input pipeline's images/s (grain stream with
+resize, plus on-device weak/strong augmentation), and the process's peak RSS
+(on CPU the device memory is host memory). `--synthetic` feeds random uint8
+images instead of the dataset (for datasets not prepared on this machine).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+sys.path.insert(0, ".")
+
+from tofa_jax import augment, datasets, input_pipeline, optim, search_space, supernet, train_step  # noqa: E402  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
+_STEPS = flags.DEFINE_integer("steps", 10, "timed steps")
+_SYNTHETIC = flags.DEFINE_bool("synthetic", False, "random images instead of the dataset")
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  space = search_space.resolve(config.model)
+  res = config.data.image_size
+  bl, bu = config.train.batch_size, config.train.unlabelled_batch_size
+  cfg = train_step.StepConfig(variant=config.loss.variant, scheme=config.train.sampling,
+                              num_random=config.train.num_random, resolution=res)
+  model = supernet.build(space, 10, dropout_rate=config.model.dropout_rate,
+                         drop_connect_rate=config.model.drop_connect_rate)
+  variables = supernet.init_variables(model, seed=0, resolution=res)
+  tx, sched = optim.make(config.optim, 10, 1000)
+  mesh = train_step.make_mesh()
+  step = train_step.make_train_step(model, tx, cfg, mesh, sched)
+  state = jax.device_put(train_step.init_state(variables, tx, 0),
+                         jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  aug = augment.AugmentConfig(**config.augment)
+  weak = jax.jit(lambda k, x: augment.weak(k, x, aug))
+  strong = jax.jit(lambda k, x: augment.strong(k, x, aug))
+
+  if _SYNTHETIC.value:
+    src = datasets.ArraySource(
+        np.random.default_rng(0).integers(0, 256, (512, res, res, 3)).astype(np.uint8),
+        np.arange(512) % 10, 10)
+  else:
+    src = datasets.load(config.data, "train")
+  stream = input_pipeline.train_stream(src, np.arange(len(src)), bl, res, 0,
+                                       threads=config.data.threads)
+  key = jax.random.PRNGKey(0)
+
+  def batch(i):
+    lab = next(stream)
+    unl = next(stream)["image"][:bu] if cfg.uses_unlabelled else None
+    k = jax.random.fold_in(key, i)
+    out = {"images": weak(k, lab["image"]), "labels": lab["label"]}
+    if unl is not None:
+      out["unlabelled_weak"] = weak(k, unl)
+      out["unlabelled_strong"] = strong(k, unl)
+    return out
+
+  archs = lambda i: train_step.stacked(space, train_step.step_archs(space, cfg, 0, i, 0))  # noqa: E731
+  t = time.perf_counter()
+  b = batch(0)
+  state, m = step(state, b, archs(0))
+  jax.block_until_ready(m["loss"])
+  print(f"compile + first step: {time.perf_counter() - t:.1f} s")
+  t = time.perf_counter()
+  for i in range(1, _STEPS.value + 1):
+    state, m = step(state, b, archs(i))
+  jax.block_until_ready(m["loss"])
+  dt = (time.perf_counter() - t) / _STEPS.value
+  per_step = bl + (bu if cfg.uses_unlabelled else 0)
+  print(f"train step: {dt * 1000:.0f} ms/step, {per_step / dt:.1f} images/s "
+        f"({bl}+{bu if cfg.uses_unlabelled else 0} images, space {space.name}, {res} px)")
+  t = time.perf_counter()
+  n = 0
+  for i in range(_STEPS.value):
+    jax.block_until_ready(batch(i))
+    n += per_step
+  print(f"input pipeline (grain + on-device augmentation): "
+        f"{n / (time.perf_counter() - t):.1f} images/s")
+  print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GiB")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,13 @@
+"""TOFA on aircraft (100 classes): 1300 labelled training images (Table 2), the rest of
+the training split unlabelled; section 4.2 defaults (configs/default.py)."""
+
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.data.name = "aircraft"
+  c.data.num_labelled = 1300
+  # FGVC-Aircraft: trainval (6,667) for training; variant labels (100 classes).
+  c.data.train_split = "trainval"
+  return c

@@ -1,0 +1,75 @@
+"""Defaults of TOFA section 4.2; dataset configs override `data` and a few others."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.space = "tofa"
+  c.model.custom_space = ml_collections.ConfigDict()  # used when space == 'custom'
+  c.model.mflops_window = ()  # () keeps the space's; (low, high) overrides it
+  c.model.resolutions = ()  # () keeps the space's; e.g. (128,) for a CPU run
+  c.model.dropout_rate = 0.3
+  c.model.drop_connect_rate = 0.2
+  c.model.depthwise_impl = "auto"
+
+  c.init = ml_collections.ConfigDict()
+  c.init.checkpoint = ""  # converted directory, or a .pth with init.format
+  c.init.format = ""
+  c.init.keep_head = False  # transfer: a fresh task head
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = ""
+  c.data.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  c.data.folder = ""  # data.name='folder': root/<class>/<image>
+  c.data.test_folder = ""
+  c.data.unlabelled_folder = ""
+  c.data.num_labelled = 0  # TOFA Table 2; 0 = every training example labelled
+  c.data.fully_labelled = False  # section 4.4
+  c.data.image_size = 224
+  c.data.train_split = "train"
+  c.data.test_split = "test"
+  c.data.mean = ()  # () = the init checkpoint's, else ImageNet's
+  c.data.std = ()
+  c.data.threads = 4
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.variant = "tofa"  # lab | fm | dist | tofa (Table 4)
+  c.loss.threshold = 0.95
+  c.loss.label_smoothing = 0.1
+  c.loss.beta = 1.0  # AlphaNet eq. 8 KD weight on labelled data (1 = TOFA)
+  c.loss.temperature = 1.0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 10_000
+  c.train.batch_size = 32  # labelled, global
+  c.train.unlabelled_batch_size = 32
+  c.train.sampling = "sandwich"  # sandwich | rss_epoch | rss_batch
+  c.train.num_random = 2
+  c.train.log_every = 50
+  c.train.checkpoint_every = 500
+  c.train.eval_every = 2_000
+  c.train.stop_after_steps = -1  # checkpoint and stop early (testing preemption)
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 0.01
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 1e-5
+  c.optim.warmup_epochs = 5
+
+  c.augment = ml_collections.ConfigDict()
+  c.augment.crop_scale = (0.35, 1.0)
+  c.augment.crop_ratio = (3 / 4, 4 / 3)
+  c.augment.flip = True
+  c.augment.jitter = 0.4
+  c.augment.num_ops = 2
+  c.augment.cutout = 0.5
+
+  c.evals = ml_collections.ConfigDict()
+  c.evals.batch_size = 64
+  c.evals.bn_batches = 4
+  c.evals.subnets = ("max", "min")
+  return c

@@ -1,0 +1,13 @@
+"""TOFA on flowers (102 classes): 306 labelled training images (Table 2), the rest of
+the training split unlabelled; section 4.2 defaults (configs/default.py)."""
+
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.data.name = "flowers"
+  c.data.num_labelled = 306
+  # Oxford Flowers: train+validation are the training data, as usual.
+  c.data.train_split = "train+validation"
+  return c

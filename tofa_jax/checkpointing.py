@@ -1,0 +1,59 @@
+"""Orbax checkpoints of a training run: state, Omega and data-iterator positions.
+
+One module owns saving and restoring. A checkpoint holds the `TrainState`
+(params, batch stats, optimiser state, step, RNG) and a JSON item with the
+subnet record Omega and the iterator states. `save` runs every
+`checkpoint_every` steps, at the end and on SIGTERM; `restore_latest` resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  def __init__(self, workdir: str, max_to_keep: int = 2):
+    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+    self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                         item_names=("state", "meta"))
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state: Any, meta: dict) -> None:
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+    self.manager.wait_until_finished()
+
+  def restore_latest(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+    return step, restored["state"], restored["meta"]
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+class SigtermFlag:
+  """Set by SIGTERM (preemption); the loop checkpoints and exits when it sees it."""
+
+  def __init__(self):
+    self.raised = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame) -> None:
+    del signum, frame
+    self.raised = True
+
+  def restore(self) -> None:
+    signal.signal(signal.SIGTERM, self._previous)

