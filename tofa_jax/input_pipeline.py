@@ -15,20 +15,12 @@ from typing import Any
 import grain
 import numpy as np
 
+from tofa_jax import preprocess
+
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
   """uint8 HWC -> uint8 (size, size, 3): shorter side to `size`, centre crop."""
-  if image.shape[0] == size and image.shape[1] == size:
-    return image
-  from PIL import Image
-
-  pil = Image.fromarray(image)
-  w, h = pil.size
-  scale = size / min(w, h)
-  pil = pil.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-  w, h = pil.size
-  left, top = (w - size) // 2, (h - size) // 2
-  return np.asarray(pil.crop((left, top, left + size, top + size)), np.uint8)
+  return preprocess.centre_crop_uint8(image, size, crop_fraction=1.0, resample="bilinear")
 
 
 class Records:

@@ -14,18 +14,27 @@ import numpy as np
 CROP_FRACTION = 0.875  # resize the shorter side to size / 0.875, then crop `size`
 
 
-def resize_centre_crop(image: np.ndarray, size: int, crop_fraction: float = CROP_FRACTION
-                       ) -> np.ndarray:
-  """uint8 HWC RGB -> float32 [0, 1] (size, size, 3), bicubic, as ImageNet eval does."""
+def centre_crop_uint8(image: np.ndarray, size: int, crop_fraction: float = CROP_FRACTION,
+                     resample: str = "bicubic") -> np.ndarray:
+  """uint8 HWC -> uint8 (size, size, 3): shorter side to size / crop_fraction, centre crop."""
   from PIL import Image
 
+  if image.shape[0] == image.shape[1] == size and crop_fraction == 1.0:
+    return np.asarray(image, np.uint8)
   pil = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
   w, h = pil.size
   scale = size / crop_fraction / min(w, h)
-  pil = pil.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+  method = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[resample]
+  pil = pil.resize((max(size, round(w * scale)), max(size, round(h * scale))), method)
   w, h = pil.size
   left, top = (w - size) // 2, (h - size) // 2
-  return np.asarray(pil.crop((left, top, left + size, top + size)), np.float32) / 255.0
+  return np.asarray(pil.crop((left, top, left + size, top + size)), np.uint8)
+
+
+def resize_centre_crop(image: np.ndarray, size: int, crop_fraction: float = CROP_FRACTION
+                       ) -> np.ndarray:
+  """uint8 HWC RGB -> float32 [0, 1] (size, size, 3), bicubic, as ImageNet eval does."""
+  return centre_crop_uint8(image, size, crop_fraction).astype(np.float32) / 255.0
 
 
 def load_image(path: str, size: int) -> np.ndarray:

@@ -180,6 +180,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       m["unlabelled_iterator"] = unl_iter.get_state()
     return m
 
+  evaluator = Evaluator(config, model, space, data, plain_view, batch_sharding)
   sigterm = checkpointing.SigtermFlag()
   stop_at = int(config.train.get("stop_after_steps", -1))
   last_saved = start
@@ -216,7 +217,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
         last_saved = iteration
       if iteration == total or (config.train.eval_every
                                 and iteration % config.train.eval_every == 0):
-        final = evaluate(config, model, space, state, data, plain_view, batch_sharding)
+        final = evaluator(state)
         writer.write_scalars(iteration, final, prefix="eval/")
       if done:
         break
@@ -240,34 +241,46 @@ def _truncate_jsonl(path: str, step: int) -> None:
     f.writelines(lines)
 
 
-def evaluate(config, model, space, state, data: Data, plain_view, batch_sharding
-             ) -> dict[str, float]:
-  """Top-1 of the max and min subnets on the test split, after BN recalibration
-  on `evals.bn_batches` labelled training batches."""
-  res = config.data.image_size
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
-  calibrator = BNCalibrator(model)
-  bs = config.evals.batch_size
-  calib_idx = data.labelled_idx[:bs * config.evals.bn_batches]
-  batches = list(input_pipeline.eval_batches(
-      input_pipeline.Records(data.train, calib_idx), res, _per_process(bs),
-      jax.process_index(), jax.process_count()))
-  full = [b for b in batches if b["mask"].all()] or batches[:1]  # padding would skew BN
-  calib = [plain_view(_global(batch_sharding, b["image"])) for b in full]
-  forward = jax.jit(lambda v, x, a: model.apply(v, x, a, train=False, resolution=res))
-  out = {}
-  for name in config.evals.subnets:
-    arch = dataclasses.replace(arch_lib.sample_named(space, name), resolution=res)
-    arrays = arch_lib.to_arrays(space, arch)
-    calibrated = calibrator(variables, arrays, calib, res)
-    correct = count = 0.0
-    for b in input_pipeline.eval_batches(data.test, res, _per_process(bs),
-                                         jax.process_index(), jax.process_count()):
-      logits = forward(calibrated, plain_view(_global(batch_sharding, b["image"])), arrays)
-      hit = (jnp.argmax(logits, -1) == _global(batch_sharding, b["label"]))
-      mask = _global(batch_sharding, b["mask"])
-      correct += float(jnp.sum(hit * mask))
-      count += float(jnp.sum(mask))
-    out[f"top1_{name}"] = correct / max(count, 1.0)
-  return out
+class Evaluator:
+  """Top-1 of named subnets (`evals.subnets`, default max and min) on the test split,
+  each after BN recalibration on `evals.bn_batches` labelled training batches.
 
+  Built once per run: the calibration batches, the recalibration program and the
+  jitted counting forward are reused by every evaluation.
+  """
+
+  def __init__(self, config, model, space, data: Data, plain_view, batch_sharding):
+    self.config, self.space, self.data = config, space, data
+    self.res, self.bs = config.data.image_size, _per_process(config.evals.batch_size)
+    self.plain_view, self.sharding = plain_view, batch_sharding
+    self.calibrator = BNCalibrator(model)
+    calib_idx = data.labelled_idx[:config.evals.batch_size * config.evals.bn_batches]
+    batches = list(input_pipeline.eval_batches(
+        input_pipeline.Records(data.train, calib_idx), self.res, self.bs,
+        jax.process_index(), jax.process_count()))
+    full = [b for b in batches if b["mask"].all()] or batches[:1]  # padding would skew BN
+    self.calib = [plain_view(_global(batch_sharding, b["image"])) for b in full]
+
+    @jax.jit
+    def hits(variables, images, labels, mask, arrays):
+      logits = model.apply(variables, images, arrays, train=False, resolution=self.res)
+      return jnp.sum((jnp.argmax(logits, -1) == labels) * mask), jnp.sum(mask)
+
+    self.hits = hits
+
+  def __call__(self, state) -> dict[str, float]:
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    out = {}
+    for name in self.config.evals.subnets:
+      arch = dataclasses.replace(arch_lib.sample_named(self.space, name), resolution=self.res)
+      arrays = arch_lib.to_arrays(self.space, arch)
+      calibrated = self.calibrator(variables, arrays, self.calib, self.res)
+      correct = count = 0.0
+      for b in input_pipeline.eval_batches(self.data.test, self.res, self.bs,
+                                           jax.process_index(), jax.process_count()):
+        c, n = self.hits(calibrated, self.plain_view(_global(self.sharding, b["image"])),
+                         _global(self.sharding, b["label"]), _global(self.sharding, b["mask"]),
+                         arrays)
+        correct, count = correct + float(c), count + float(n)
+      out[f"top1_{name}"] = correct / max(count, 1.0)
+    return out
