@@ -36,6 +36,8 @@ setup(
         "grain==0.2.18",
         # TensorBoard event files without TensorFlow (clu's writers import TF).
         "tensorboardX==2.6.5",
+        # The palette's PNG figures (accuracy vs MFLOPs/latency, NFR heatmap, box plots).
+        "matplotlib==3.11.2",
     ],
     extras_require={
         "demo": DEMO,

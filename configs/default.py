@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.unlabelled_folder = ""
   c.data.num_labelled = 0  # TOFA Table 2; 0 = every training example labelled
   c.data.fully_labelled = False  # section 4.4
+  c.data.val_fraction = 0.0  # held out of training for palette search (4.6 uses 0.3)
   c.data.image_size = 224
   c.data.train_split = "train"
   c.data.test_split = "test"
@@ -72,4 +73,31 @@ def get_config() -> ml_collections.ConfigDict:
   c.evals.batch_size = 64
   c.evals.bn_batches = 4
   c.evals.subnets = ("max", "min")
+
+  # python -m tofa_jax.palette (TOFA 3.4 and 4.6, REG-NAS, RSS 6.1); docs/palette.md.
+  c.palette = ml_collections.ConfigDict()
+  c.palette.method = "rule"  # rule (Algorithm 2) | evolution | random | regnas
+  c.palette.compare = ()  # more methods to run for the comparison plot (Figures 8-11)
+  c.palette.metric = "mflops"  # mflops | params | memory | latency
+  c.palette.index = "last"  # Algorithm 2's index: last | score
+  c.palette.budgets = ()  # explicit budgets in the metric's unit
+  c.palette.num_budgets = 5  # else this many, evenly spaced over the space's range
+  c.palette.resolutions = ()  # () = data.image_size, the resolution trained at
+  c.palette.val_fraction = 0.3  # carved from training data if data.val_fraction = 0
+  c.palette.seed = 0
+  c.palette.random_samples = 10  # random search: subnets per budget
+  c.palette.evolution = ml_collections.ConfigDict()
+  c.palette.evolution.population = 32
+  c.palette.evolution.generations = 10
+  c.palette.evolution.parents = 8
+  c.palette.evolution.num_mutations = 16
+  c.palette.evolution.num_crossovers = 16
+  c.palette.evolution.mutate_prob = 0.1
+  c.palette.reward = "R2"  # regnas: R0 (Top-1) | R1 (-NFR) | R2 (Top-1 - NFR)
+  c.palette.lambdas = ()  # (lambda1, lambda2) overrides the preset
+  c.palette.latency_batch = 32  # latency is reported at batch 1 and this batch
+  c.palette.latency_repeats = 20
+  c.palette.export = True  # each member as a static model under workdir/palette/
+  c.palette.population_bins = 0  # RSS population evaluation: MFLOPs bins (0 = off)
+  c.palette.population_per_bin = 10  # random subnets per bin
   return c

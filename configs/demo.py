@@ -29,4 +29,7 @@ def get_config():
   c.optim.warmup_epochs = 1
   c.evals.batch_size = 64
   c.evals.bn_batches = 3
+  # python -m tofa_jax.palette --workdir=/tmp/tofa_demo: the rule vs random search.
+  c.palette.compare = ("random",)
+  c.palette.random_samples = 5
   return c

@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from conftest import count_compiles
 
 _HIT = "/jax/compilation_cache/cache_hits"

@@ -81,3 +81,28 @@ def test_train_stream_shards_resumes_and_resizes():
                                       process_count=2, threads=1)
   again.set_state(state)
   assert [next(again)["label"].tolist() for _ in range(3)] == want
+
+
+def test_validation_split_is_stratified_seeded_and_disjoint():
+  labels = np.repeat(np.arange(4), [10, 20, 30, 40])
+  train, val = datasets.validation_split(labels, 0.3, seed=0)
+  assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == 100
+  assert [int(np.sum(labels[val] == c)) for c in range(4)] == [3, 6, 9, 12]
+  again, val2 = datasets.validation_split(labels, 0.3, seed=0)
+  np.testing.assert_array_equal(val, val2)
+  assert not np.array_equal(val, datasets.validation_split(labels, 0.3, seed=1)[1])
+  assert len(datasets.validation_split(labels, 0.0, seed=0)[1]) == 0
+  with pytest.raises(ValueError, match=r"data.val_fraction=1.0.*\[0, 1\)"):
+    datasets.validation_split(labels, 1.0, seed=0)
+
+
+def test_training_data_excludes_the_validation_split():
+  from train_test import tiny_config
+
+  from tofa_jax import train
+
+  data = train.load_data(tiny_config(**{"data.val_fraction": 0.3}))
+  pool = np.concatenate([data.labelled_idx, data.unlabelled_idx])
+  assert len(np.intersect1d(pool, data.val_idx)) == 0
+  assert len(pool) + len(data.val_idx) == len(data.train)
+  assert len(data.labelled_idx) == 50

