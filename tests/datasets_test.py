@@ -67,20 +67,36 @@ def test_train_stream_shards_resumes_and_resizes():
   src = datasets.ArraySource(np.arange(20, dtype=np.uint8).repeat(4 * 4 * 3).reshape(20, 4, 4, 3),
                              np.arange(20) % 10, 10)
   idx = np.arange(20)
-  it = input_pipeline.train_stream(src, idx, 4, 6, seed=0, process_index=1, process_count=2,
-                                   threads=1)
+
+  def stream(pid, count, batch=8):
+    return input_pipeline.train_stream(src, idx, batch, 6, seed=0, process_index=pid,
+                                       process_count=count, threads=1)
+
+  it = stream(1, 2)
   first = next(it)
   assert first["image"].shape == (4, 6, 6, 3) and first["image"].dtype == np.uint8
-  seen = set()
-  for _ in range(5):
-    seen |= set(next(it)["image"][:, 0, 0, 0].tolist())
-  assert seen <= set(range(1, 20, 2))  # process 1 of 2 reads odd records only
+  # The processes' rows, in process order, are the one-process global batch, so the
+  # global batch does not depend on the number of processes.
+  whole, halves = stream(0, 1), [stream(0, 2), stream(1, 2)]
+  for _ in range(6):
+    want = next(whole)["image"][:, 0, 0, 0]
+    got = np.concatenate([next(h)["image"][:, 0, 0, 0] for h in halves])
+    np.testing.assert_array_equal(got, want)
   state = it.get_state()
   want = [next(it)["label"].tolist() for _ in range(3)]
-  again = input_pipeline.train_stream(src, idx, 4, 6, seed=0, process_index=1,
-                                      process_count=2, threads=1)
+  again = stream(1, 2)
   again.set_state(state)
   assert [next(again)["label"].tolist() for _ in range(3)] == want
+  with pytest.raises(ValueError, match="does not split over 3 processes"):
+    stream(0, 3)
+
+
+def test_eval_batches_give_every_process_the_same_number_of_batches():
+  src = datasets.ArraySource(np.zeros((9, 4, 4, 3), np.uint8), np.arange(9) % 3, 3)
+  per = [list(input_pipeline.eval_batches(src, 4, 4, p, 2)) for p in range(2)]
+  assert [len(b) for b in per] == [2, 2]  # shards of 5 and 4, batch 4
+  assert [int(b["mask"].sum()) for b in per[0]] == [4, 1]
+  assert [int(b["mask"].sum()) for b in per[1]] == [4, 0]
 
 
 def test_validation_split_is_stratified_seeded_and_disjoint():

@@ -197,13 +197,29 @@ def test_subnet_record_scores_and_jsonl(tmp_path):
   assert back.entries == rec.entries
   back.update([b], 7)
   assert back.entries[rec.key(b)]["score"] == 8
-  path = str(tmp_path / "w" / "subnets.jsonl")
-  subnet_record.append_jsonl(path, 1, [a, b])
-  subnet_record.append_jsonl(path, 2, [a])
+  path = str(tmp_path / "subnets.jsonl")
+  log = subnet_record.SubnetLog(path)
+  log.append(1, [a, b])
+  log.append(2, [a])
+  log.append(3, [b])
+  log.truncate(2)  # a resume from step 2 drops step 3
   with open(path) as f:
     lines = [json.loads(x) for x in f]
   assert [x["step"] for x in lines] == [1, 2]
   assert A.Arch.from_dict(lines[0]["archs"][1]) == b
+  # Object stores cannot append: lines wait for `flush` (each checkpoint).
+  assert subnet_record.is_object_store("gs://bucket/run/subnets.jsonl")
+  buffered = subnet_record.SubnetLog(path)
+  buffered._buffered = True
+  buffered.append(3, [a])
+  with open(path) as f:
+    assert len(f.readlines()) == 2
+  buffered.flush()
+  with open(path) as f:
+    assert [json.loads(x)["step"] for x in f] == [1, 2, 3]
+  subnet_record.SubnetLog(path, enabled=False).append(4, [a])  # processes other than 0
+  with open(path) as f:
+    assert len(f.readlines()) == 3
 
 
 def test_optimizer_schedule_and_decay_mask():

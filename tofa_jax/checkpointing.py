@@ -8,17 +8,21 @@ subnet record Omega and the iterator states. `save` runs every
 
 from __future__ import annotations
 
-import os
 import signal
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
+
+from tofa_jax.subnet_record import is_object_store
 
 
 class Checkpointer:
   def __init__(self, workdir: str, max_to_keep: int = 2):
-    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    path = epath.Path(workdir) / "checkpoints"
+    self.directory = str(path if is_object_store(workdir) else path.absolute())
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
     self.manager = ocp.CheckpointManager(self.directory, options=options,
                                          item_names=("state", "meta"))
@@ -48,10 +52,22 @@ class Checkpointer:
       raise ValueError(f"--workdir: no checkpoint in {self.directory}; train first with "
                        "python -m tofa_jax.main")
     restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+        state=ocp.args.StandardRestore(self.host_target(step)),
+        meta=ocp.args.JsonRestore()))
     state = restored["state"]
     return step, {"params": state["params"], "batch_stats": state["batch_stats"]}, \
         restored["meta"]
+
+  def host_target(self, step: int) -> Any:
+    """NumPy arrays shaped as the saved state: restores on any device layout."""
+    with ocp.StandardCheckpointer() as ckptr:
+      tree = ckptr.metadata(str(epath.Path(self.directory) / str(step) / "state"))
+    return jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), tree.item_metadata.tree)
+
+  def reached_preemption(self, step: int) -> bool:
+    """True on every process at the same step once any was told to stop
+    (JAX's preemption sync point; False without jax.distributed)."""
+    return self.manager.reached_preemption(step)
 
   def close(self) -> None:
     self.manager.close()

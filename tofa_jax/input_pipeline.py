@@ -1,10 +1,17 @@
 """grain pipelines: labelled/unlabelled training streams and the test split.
 
-Each process reads its own shard (`process_index::process_count`) of the
-record indices, shuffles it with the run's seed, repeats, resizes every image
-to the training resolution (uint8, shorter side then centre crop) and batches
-its share of the global batch. Augmentation happens later, on device
-(`augment.py`). Iterator states are plain dicts, saved in checkpoints.
+Training streams are defined globally and read locally: the record indices are
+shuffled with the run's seed, repeated and cut into global batches; process p
+of P takes rows [p*B/P, (p+1)*B/P) of each global batch and decodes only those
+images (resized to the training resolution: uint8, shorter side then centre
+crop). `jax.make_array_from_process_local_data` then assembles, in process
+order, the same global batch whatever the number of processes, so a run on
+2 hosts x 4 devices sees the data a run on 1 host x 8 devices sees.
+Augmentation happens later, on device (`augment.py`). Iterator states are plain
+dicts, saved in checkpoints.
+
+Evaluation splits are sharded `process_index::process_count` and padded so that
+every process yields the same number of batches.
 """
 
 from __future__ import annotations
@@ -47,28 +54,56 @@ def shard(indices: np.ndarray, process_index: int, process_count: int) -> np.nda
   return np.asarray(indices)[process_index::process_count]
 
 
-def train_stream(source, indices: np.ndarray, batch_per_process: int, size: int, seed: int,
+def _local_rows(process_index: int, local: int):
+  def fn(positions: np.ndarray) -> np.ndarray:
+    return positions[process_index * local:(process_index + 1) * local]
+  return fn
+
+
+def _load_batch(records: Records, size: int):
+  example = _to_example(size)
+
+  def fn(positions: np.ndarray) -> dict[str, np.ndarray]:
+    items = [example(records[int(i)]) for i in positions]
+    return {"image": np.stack([it["image"] for it in items]),
+            "label": np.asarray([it["label"] for it in items], np.int32)}
+  return fn
+
+
+def train_stream(source, indices: np.ndarray, global_batch: int, size: int, seed: int,
                  process_index: int = 0, process_count: int = 1, threads: int = 4
                  ) -> grain.DatasetIterator:
-  """An endless shuffled iterator of {'image': uint8 (B, S, S, 3), 'label': int32 (B,)}."""
-  records = Records(source, shard(indices, process_index, process_count))
+  """An endless shuffled iterator of this process's rows of each global batch:
+  {'image': uint8 (B/P, S, S, 3), 'label': int32 (B/P,)}."""
+  records = Records(source, indices)
   if len(records) == 0:
-    raise ValueError("a training stream has no examples on this process; lower the number "
-                     "of processes or add data")
-  ds = (grain.MapDataset.source(records).seed(seed).shuffle().repeat()
-        .map(_to_example(size)).batch(batch_per_process, drop_remainder=True))
+    raise ValueError("a training stream has no examples; add data")
+  if global_batch % process_count:
+    raise ValueError(f"a global batch of {global_batch} does not split over {process_count} "
+                     "processes; use a multiple of the process count")
+  local = global_batch // process_count
+  ds = (grain.MapDataset.range(len(records)).seed(seed).shuffle().repeat()
+        .batch(global_batch, drop_remainder=True)
+        .map(_local_rows(process_index, local)).map(_load_batch(records, size)))
   read = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * threads)
   return iter(ds.to_iter_dataset(read))
 
 
 def eval_batches(source, size: int, batch: int, process_index: int = 0, process_count: int = 1
                  ) -> Iterator[dict[str, np.ndarray]]:
-  """The whole split once, in order; the last batch is padded with `mask` = 0."""
+  """This process's shard of the split once, in order; padding (`mask` = 0) fills
+  the last batch and gives every process ceil(ceil(N / P) / batch) batches."""
   records = Records(source, shard(np.arange(len(source)), process_index, process_count))
   ds = grain.MapDataset.source(records).map(_to_example(size))
-  for start in range(0, len(ds), batch):
+  per_process = -(-len(source) // process_count)
+  for start in range(0, per_process, batch):
     items = [ds[i] for i in range(start, min(start + batch, len(ds)))]
     n = len(items)
+    if n == 0:  # this process's shard is one shorter: an all-padding batch
+      shape = (batch, *ds[0]["image"].shape) if len(ds) else (batch, size, size, 3)
+      yield {"image": np.zeros(shape, np.uint8), "label": np.zeros(batch, np.int32),
+             "mask": np.zeros(batch, np.float32)}
+      continue
     images = np.stack([it["image"] for it in items])
     labels = np.asarray([it["label"] for it in items], np.int32)
     pad = batch - n

@@ -11,9 +11,10 @@ step is appended to `workdir/subnets.jsonl`.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from typing import Any
+
+from etils import epath
 
 from tofa_jax import arch as arch_lib
 
@@ -55,9 +56,43 @@ class SubnetRecord:
     return rec
 
 
-def append_jsonl(path: str, iteration: int, archs: Iterable[arch_lib.Arch]) -> None:
-  """One line per step: {"step": t, "archs": [...]}."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "a") as f:
-    f.write(json.dumps({"step": iteration,
-                        "archs": [a.to_dict(per_layer=True) for a in archs]}) + "\n")
+def is_object_store(path: str) -> bool:
+  return str(path).startswith(("gs://", "s3://"))
+
+
+class SubnetLog:
+  """workdir/subnets.jsonl: one line per step, {"step": t, "archs": [...]}.
+
+  On local and network file systems each line is appended at once; object
+  stores (gs://) cannot append, so there the lines are buffered and the file is
+  rewritten at every `flush` (each checkpoint). Omega itself is in the checkpoint.
+  """
+
+  def __init__(self, path: str, enabled: bool = True):
+    self.path, self.enabled = epath.Path(path), enabled
+    self._buffered = is_object_store(path)
+    self._pending: list[str] = []
+
+  def append(self, iteration: int, archs: Iterable[arch_lib.Arch]) -> None:
+    if not self.enabled:
+      return
+    line = json.dumps({"step": iteration, "archs": [a.to_dict(per_layer=True) for a in archs]})
+    if self._buffered:
+      self._pending.append(line + "\n")
+      return
+    with self.path.open("a") as f:
+      f.write(line + "\n")
+
+  def flush(self) -> None:
+    if self.enabled and self._pending:
+      old = self.path.read_text() if self.path.exists() else ""
+      self.path.write_text(old + "".join(self._pending))
+      self._pending = []
+
+  def truncate(self, step: int) -> None:
+    """Drops lines written after the checkpoint a run resumes from."""
+    if not self.enabled or not self.path.exists():
+      return
+    lines = [ln + "\n" for ln in self.path.read_text().splitlines()
+             if ln.strip() and json.loads(ln)["step"] <= step]
+    self.path.write_text("".join(lines))

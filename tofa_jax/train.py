@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+from etils import epath
 from jax.sharding import NamedSharding, PartitionSpec
 
 from tofa_jax import arch as arch_lib
@@ -41,6 +43,10 @@ IMAGENET_MEAN, IMAGENET_STD = convert_torch.IMAGENET_MEAN, convert_torch.IMAGENE
 
 
 class NonFiniteLoss(RuntimeError):
+  pass
+
+
+class ProcessesDisagree(RuntimeError):
   pass
 
 
@@ -93,8 +99,7 @@ def save_run_config(config, workdir: str, mean, std) -> None:
   resolved = config.copy_and_resolve_references()
   with resolved.unlocked():
     resolved.data.mean, resolved.data.std = tuple(mean), tuple(std)
-  with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-    f.write(resolved.to_json_best_effort(indent=1))
+  (epath.Path(workdir) / CONFIG_FILE).write_text(resolved.to_json_best_effort(indent=1))
 
 
 def _step_config(config) -> train_step.StepConfig:
@@ -129,7 +134,9 @@ def _global(sharding, local: np.ndarray) -> jax.Array:
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   """Trains the supernet; returns the final evaluation metrics."""
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  if jax.process_count() > 1:  # every process must run one config (seeds included)
+    _check_processes_agree("run a different config", config.to_json_best_effort())
   space = search_space.resolve(config.model)
   cfg = _step_config(config)
   data = load_data(config)
@@ -170,12 +177,12 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   pid, pcount = jax.process_index(), jax.process_count()
   res = cfg.resolution
   lab_iter = input_pipeline.train_stream(
-      data.train, data.labelled_idx, _per_process(config.train.batch_size), res, config.seed,
+      data.train, data.labelled_idx, config.train.batch_size, res, config.seed,
       pid, pcount, config.data.threads)
   unl_iter = None
   if cfg.uses_unlabelled:
     unl_iter = input_pipeline.train_stream(
-        data.unlabelled, data.unlabelled_idx, _per_process(config.train.unlabelled_batch_size),
+        data.unlabelled, data.unlabelled_idx, config.train.unlabelled_batch_size,
         res, config.seed + 1, pid, pcount, config.data.threads)
 
   # Committed, replicated from the start: the step's outputs are, and a first call
@@ -183,6 +190,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   state = jax.device_put(train_step.init_state(variables, tx, config.seed),
                          NamedSharding(mesh, PartitionSpec()))
   record = subnet_record.SubnetRecord()
+  subnet_log = subnet_record.SubnetLog(str(epath.Path(workdir) / "subnets.jsonl"),
+                                       enabled=pid == 0)
   ckpt = checkpointing.Checkpointer(workdir)
   restored = ckpt.restore_latest(state)
   start = 0
@@ -192,7 +201,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     lab_iter.set_state(meta["labelled_iterator"])
     if unl_iter is not None:
       unl_iter.set_state(meta["unlabelled_iterator"])
-    _truncate_jsonl(os.path.join(workdir, "subnets.jsonl"), start)
+    subnet_log.truncate(start)
     logging.info("resumed from step %d", start)
   writer = metrics_lib.Writer(workdir, enabled=pid == 0)
   images_per_step = config.train.batch_size + (config.train.unlabelled_batch_size
@@ -207,7 +216,10 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     return m
 
   evaluator = Evaluator(config, model, space, data, plain_view, batch_sharding)
-  sigterm = checkpointing.SigtermFlag()
+  # Preemption: one process watches SIGTERM itself; several agree on the step to
+  # stop at through JAX's preemption sync point (orbax `reached_preemption`).
+  multi = pcount > 1
+  sigterm = None if multi else checkpointing.SigtermFlag()
   stop_at = int(config.train.get("stop_after_steps", -1))
   last_saved = start
   final: dict[str, float] = {}
@@ -224,6 +236,9 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
         batch["unlabelled_weak"] = weak_view(k_w, unl)
         batch["unlabelled_strong"] = strong_view(k_s, unl)
       archs = train_step.step_archs(space, cfg, config.seed, step, epoch)
+      if multi and step == start:  # by construction; checked once per run
+        _check_processes_agree(f"sample different subnets at step {step + 1}",
+                               [a.to_json(True) for a in archs])
       state, m = step_fn(state, batch, train_step.stacked(space, archs))
       loss = float(m["loss"])
       if not math.isfinite(loss):
@@ -231,15 +246,16 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
                             f"checkpoint (step {last_saved}) is in {ckpt.directory}")
       iteration = step + 1  # Algorithm 1 counts iterations from 1
       record.update(archs, iteration)
-      if pid == 0:
-        subnet_record.append_jsonl(os.path.join(workdir, "subnets.jsonl"), iteration, archs)
+      subnet_log.append(iteration, archs)
       if iteration % config.train.log_every == 0 or iteration == total:
         scalars = {k: float(v) for k, v in m.items()}
         scalars.update(speed.report(iteration))
         writer.write_scalars(iteration, scalars, prefix="train/")
-      done = iteration in (total, stop_at) or sigterm.raised
+      preempted = ckpt.reached_preemption(iteration) if multi else sigterm.raised
+      done = iteration in (total, stop_at) or preempted
       if iteration % config.train.checkpoint_every == 0 or done:
         ckpt.save(iteration, state, meta())
+        subnet_log.flush()
         last_saved = iteration
       if iteration == total or (config.train.eval_every
                                 and iteration % config.train.eval_every == 0):
@@ -248,23 +264,25 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       if done:
         break
   finally:
-    sigterm.restore()
+    if sigterm is not None:
+      sigterm.restore()
     writer.flush()
     writer.close()
     ckpt.close()
   return final
 
 
-def _truncate_jsonl(path: str, step: int) -> None:
-  """Drops lines written after the checkpoint a run resumes from."""
-  import json
+def _check_processes_agree(what: str, payload: Any) -> None:
+  """Raises ProcessesDisagree naming the processes whose `payload` differs from
+  process 0's (an all-gather of a digest: an error instead of a hang later)."""
+  from jax.experimental import multihost_utils
 
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = [ln for ln in f if ln.strip() and json.loads(ln)["step"] <= step]
-  with open(path, "w") as f:
-    f.writelines(lines)
+  digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).digest()
+  every = np.asarray(multihost_utils.process_allgather(np.frombuffer(digest, np.uint8)))
+  differ = [p for p in range(every.shape[0]) if not np.array_equal(every[p], every[0])]
+  if differ:
+    raise ProcessesDisagree(f"processes {differ} {what} than process 0; start every process "
+                            "with the same --config and overrides")
 
 
 class Evaluator:
@@ -284,8 +302,9 @@ class Evaluator:
     batches = list(input_pipeline.eval_batches(
         input_pipeline.Records(data.train, calib_idx), self.res, self.bs,
         jax.process_index(), jax.process_count()))
-    full = [b for b in batches if b["mask"].all()] or batches[:1]  # padding would skew BN
-    self.calib = [plain_view(_global(batch_sharding, b["image"])) for b in full]
+    # Full batches only (padding would skew BN); the count is the same on every process.
+    n_full = max(1, len(calib_idx) // jax.process_count() // self.bs)
+    self.calib = [plain_view(_global(batch_sharding, b["image"])) for b in batches[:n_full]]
 
     @jax.jit
     def hits(variables, images, labels, mask, arrays):
