@@ -161,9 +161,9 @@ class Palette:
 
   def run_method(self, method: str) -> MethodRun:
     t0 = time.perf_counter()
-    before = len(self._val._cache) if self._val is not None else 0
+    before = self._val.evaluated if self._val is not None else 0
     picks = getattr(self, f"_{method}")()
-    evaluated = (len(self._val._cache) if self._val is not None else 0) - before
+    evaluated = (self._val.evaluated if self._val is not None else 0) - before
     return MethodRun(method, picks, time.perf_counter() - t0, evaluated)
 
   def _rule(self) -> list[Pick]:
@@ -310,11 +310,11 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
       "missing": [{"budget": p.budget, "why": p.note} for p in chosen.picks if p.arch is None],
       "nfr_matrix": matrix.tolist(), "comparison": comparison, "population": pop,
   }
-  _write(out, report, matrix, pc.metric)
+  _write(out, report, matrix)
   return report
 
 
-def _write(out: str, report: dict, matrix: np.ndarray, metric: str) -> None:
+def _write(out: str, report: dict, matrix: np.ndarray) -> None:
   from tofa_jax import palette_plots
 
   with open(os.path.join(out, "palette.json"), "w") as f:
@@ -346,7 +346,6 @@ def _write(out: str, report: dict, matrix: np.ndarray, metric: str) -> None:
     bins = [(f"{b['low_mflops']:.0f}-{b['high_mflops']:.0f}", b["top1"])
             for b in report["population"]]
     palette_plots.population_boxplot(bins, "MFLOPs bin", os.path.join(out, "population.png"))
-  del metric
 
 
 def _check(pc) -> None:

@@ -121,5 +121,10 @@ class SubnetEvaluator:
     preds = self.predictions(arch)
     return float(np.mean(preds == self.labels))
 
+  @property
+  def evaluated(self) -> int:
+    """Distinct subnets evaluated so far."""
+    return len(self._cache)
+
   def compiled_programs(self) -> int:
     return self._predict._cache_size()
