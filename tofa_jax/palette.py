@@ -187,27 +187,26 @@ class Palette:
 
   def _evolution(self) -> list[Pick]:
     cfg = evolution.EvolutionConfig(**self.pc.evolution)
-    picks = []
-    for t in self.budgets:
-      sampler = self._sampler(t)
-      if sampler is None:
-        picks.append(Pick(t, None, "below the smallest subnet"))
-        continue
-      result = evolution.evolve(sampler, self.val_top1, cfg)
-      picks.append(Pick(t, result.best, f"val_top1={result.fitness:.4f}"))
-      self.log(f"palette: evolution, budget {t:.4g}: val top-1 {result.fitness:.4f} "
-               f"({len(result.history)} subnets)")
-    return picks
+    return self._search_each_budget("evolution",
+                                    lambda sampler: evolution.evolve(sampler, self.val_top1, cfg))
 
   def _random(self) -> list[Pick]:
+    samples = int(self.pc.random_samples)
+    return self._search_each_budget(
+        "random", lambda sampler: evolution.random_search(sampler, self.val_top1, samples))
+
+  def _search_each_budget(self, name: str, search) -> list[Pick]:
+    """Per budget, the best validation top-1 that `search(sampler)` finds."""
     picks = []
     for t in self.budgets:
       sampler = self._sampler(t)
       if sampler is None:
         picks.append(Pick(t, None, "below the smallest subnet"))
         continue
-      result = evolution.random_search(sampler, self.val_top1, int(self.pc.random_samples))
+      result = search(sampler)
       picks.append(Pick(t, result.best, f"val_top1={result.fitness:.4f}"))
+      self.log(f"palette: {name}, budget {t:.4g}: val top-1 {result.fitness:.4f} "
+               f"({len(result.history)} subnets)")
     return picks
 
   def _regnas(self) -> list[Pick]:
