@@ -29,7 +29,11 @@ from ml_collections import config_flags  # noqa: E402
 
 sys.path.insert(0, ".")
 
-from tofa_jax import optim, search_space, supernet, train_step  # noqa: E402
+from tofa_jax.model import supernet  # noqa: E402
+from tofa_jax.runtime import mesh as mesh_lib  # noqa: E402
+from tofa_jax.space import search_space  # noqa: E402
+from tofa_jax.train import optim  # noqa: E402
+from tofa_jax.train import step as train_step  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
 flags.DEFINE_integer("devices", 8, "fake CPU devices (read before JAX starts)")
@@ -72,7 +76,7 @@ def main(argv):
   model = supernet.build(space, 100)
   variables = supernet.init_variables(model, seed=0, resolution=res)
   tx, sched = optim.make(config.optim, 10, 1000)
-  mesh = train_step.make_mesh()
+  mesh = mesh_lib.make_mesh()
   step = train_step.make_train_step(model, tx, cfg, mesh, sched)
   state = train_step.init_state(variables, tx, 0)
   bl, bu = config.train.batch_size, config.train.unlabelled_batch_size

@@ -18,10 +18,13 @@ import time
 import jax
 import numpy as np
 
-from tofa_jax import arch as arch_lib
-from tofa_jax import augment, datasets, flops, input_pipeline, search_space, selection, supernet
-from tofa_jax.bn_calibration import BNCalibrator
-from tofa_jax.subnet_eval import SubnetEvaluator
+from tofa_jax.data import augment, datasets, input_pipeline
+from tofa_jax.model import supernet
+from tofa_jax.model.bn_calibration import BNCalibrator
+from tofa_jax.search import selection
+from tofa_jax.search.subnet_eval import SubnetEvaluator
+from tofa_jax.space import arch as arch_lib
+from tofa_jax.space import flops, sampling, search_space
 
 MEAN, STD = (0.5,) * 3, (0.25,) * 3
 
@@ -45,7 +48,7 @@ def main() -> None:
   source = datasets.ArraySource(images, rng.integers(0, 10, a.images), 10)
   calib_idx = np.arange(a.batch * a.bn_batches)
   split_idx = np.arange(a.images)
-  archs = [arch_lib.sample_arch(space, 0, i) for i in range(a.subnets + 1)]
+  archs = [sampling.sample_arch(space, 0, i) for i in range(a.subnets + 1)]
   print(f"space {a.space} at {a.resolution} px, {a.images} images, batch {a.batch}, "
         f"{a.bn_batches} BN batches, backend {jax.default_backend()}")
 
@@ -84,7 +87,7 @@ def main() -> None:
   per_step = (time.perf_counter() - t0) / a.subnets
   print(f"step-by-step: {per_step:.3f} s/subnet; fused is {per_step / per_fused:.2f}x")
 
-  omega = [(arch_lib.sample_arch(space, 1, i), {"last": i, "score": i}) for i in range(a.omega)]
+  omega = [(sampling.sample_arch(space, 1, i), {"last": i, "score": i}) for i in range(a.omega)]
   cost = {arch: flops.count(space, arch).mflops for arch, _ in omega}
   lo, hi = min(cost.values()), max(cost.values())
   t0 = time.perf_counter()

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tofa_jax import arch as arch_lib
-from tofa_jax import search_space, supernet
+from tofa_jax.model import supernet
+from tofa_jax.space import arch as arch_lib
+from tofa_jax.space import sampling, search_space
 
 
 def _time(fn, *args, repeats: int) -> float:
@@ -57,8 +58,8 @@ def main() -> None:
   def arrays(a):
     return jax.tree.map(jnp.asarray, arch_lib.to_arrays(space, a))
 
-  archs = {"max": arch_lib.max_arch(space), "min": arch_lib.min_arch(space),
-           "random": arch_lib.random_arch(space, arch_lib.rng_for(0, 1))}
+  archs = {"max": sampling.max_arch(space), "min": sampling.min_arch(space),
+           "random": sampling.random_arch(space, sampling.rng_for(0, 1))}
 
   def apply(p, s, arch, train=True):
     return model.apply({"params": p, "batch_stats": s}, images, arch, train=train,
@@ -107,7 +108,7 @@ def main() -> None:
   print(f"min/max fwd+bwd ratio: {times['min'] / times['max']:.2f}")
 
   sand = [archs["max"], archs["min"]] + [
-      arch_lib.random_arch(space, arch_lib.rng_for(0, 2, salt)) for salt in range(2)]
+      sampling.random_arch(space, sampling.rng_for(0, 2, salt)) for salt in range(2)]
   stacked = jax.tree.map(jnp.asarray, arch_lib.stack_arrays([arch_lib.to_arrays(space, a)
                                                              for a in sand]))
   t0 = time.perf_counter()

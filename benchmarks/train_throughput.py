@@ -24,7 +24,12 @@ from ml_collections import config_flags
 
 sys.path.insert(0, ".")
 
-from tofa_jax import augment, datasets, input_pipeline, optim, search_space, supernet, train_step  # noqa: E402  # noqa: E402
+from tofa_jax.data import augment, datasets, input_pipeline  # noqa: E402
+from tofa_jax.model import supernet  # noqa: E402
+from tofa_jax.runtime import mesh as mesh_lib  # noqa: E402
+from tofa_jax.space import search_space  # noqa: E402
+from tofa_jax.train import optim  # noqa: E402
+from tofa_jax.train import step as train_step  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
 _STEPS = flags.DEFINE_integer("steps", 10, "timed steps")
@@ -43,7 +48,7 @@ def main(argv):
                          drop_connect_rate=config.model.drop_connect_rate)
   variables = supernet.init_variables(model, seed=0, resolution=res)
   tx, sched = optim.make(config.optim, 10, 1000)
-  mesh = train_step.make_mesh()
+  mesh = mesh_lib.make_mesh()
   step = train_step.make_train_step(model, tx, cfg, mesh, sched)
   state = jax.device_put(train_step.init_state(variables, tx, 0),
                          jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))

@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from train_test import ROOT
+from helpers.paths import ROOT
 
 LAUNCH = os.path.join(ROOT, "launch")
 

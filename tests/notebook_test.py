@@ -6,9 +6,8 @@ import os
 import re
 import shlex
 
-from train_test import ROOT
-
 from configs import default
+from helpers.paths import ROOT
 
 NOTEBOOK = os.path.join(ROOT, "notebooks", "tofa_colab.ipynb")
 

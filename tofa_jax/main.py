@@ -34,16 +34,16 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments {argv[1:]}")
-  from tofa_jax import distributed
+  from tofa_jax.runtime import distributed
 
   distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
                          _PROCESS_ID.value)
-  from tofa_jax import train
+  from tofa_jax.train import loop
 
   logging.set_verbosity(logging.WARNING)  # orbax and grain log every file at INFO
   try:
-    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, train.NonFiniteLoss, train.ProcessesDisagree) as e:
+    result = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (ValueError, loop.NonFiniteLoss, distributed.ProcessesDisagree) as e:
     sys.exit(f"error: {e}")
   for k, v in sorted(result.items()):
     print(f"final {k}: {v:.4f}")

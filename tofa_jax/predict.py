@@ -17,8 +17,12 @@ import sys
 import jax
 import numpy as np
 
-from tofa_jax import arch as arch_lib
-from tofa_jax import convert_torch, export, preprocess, static_net
+from tofa_jax.data import preprocess
+from tofa_jax.model import static_net
+from tofa_jax.space import arch as arch_lib
+from tofa_jax.space import sampling
+from tofa_jax.weights import export
+from tofa_jax.weights.params_dir import load as load_params_dir
 
 
 def predict(params_dir: str, image_path: str, arch_spec: str = "checkpoint", top: int = 5
@@ -31,9 +35,9 @@ def predict(params_dir: str, image_path: str, arch_spec: str = "checkpoint", top
     model, variables, arch = static.model, static.variables, static.arch
     mean, std = static.mean, static.std
   else:
-    conv = convert_torch.load(params_dir)
+    conv = load_params_dir(params_dir)
     named = arch_spec != "checkpoint"
-    arch = arch_lib.sample_named(conv.space, arch_spec) if named else conv.arch
+    arch = sampling.sample_named(conv.space, arch_spec) if named else conv.arch
     arch_lib.validate(conv.space, arch)
     model, variables = static_net.extract(conv.space, arch, conv.variables, conv.num_classes)
     mean, std = conv.mean, conv.std

@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags
 
-from tofa_jax import datasets
+from tofa_jax.data import datasets
 
 _DATASET = flags.DEFINE_string("dataset", None, f"one of {sorted(datasets.TFDS_NAMES)}")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's)")

@@ -1,0 +1,2 @@
+"""Helpers shared by the tests: paths, configs, model variables, compile counting
+and the PyTorch reference networks."""

@@ -1,0 +1,29 @@
+"""A tiny training config on bundled digits, for end-to-end tests."""
+
+from __future__ import annotations
+
+from configs import default
+
+
+def tiny_config(**overrides):
+  c = default.get_config()
+  c.model.space = "tiny"
+  c.data.name = "digits"
+  c.data.num_labelled = 50
+  c.data.image_size = 32
+  c.data.threads = 1
+  c.train.steps = 3
+  c.train.batch_size = 8
+  c.train.unlabelled_batch_size = 8
+  c.train.log_every = 1
+  c.train.checkpoint_every = 2
+  c.train.eval_every = 0
+  c.evals.batch_size = 32
+  c.evals.bn_batches = 1
+  for key, value in overrides.items():
+    node = c
+    *path, leaf = key.split(".")
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  return c

@@ -1,0 +1,167 @@
+"""Multi-host runs as 2 processes x 4 fake CPU devices on 127.0.0.1 (gloo), against
+1 process x 8 devices; checkpoints across process/device counts; preemption."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from helpers.paths import ROOT
+from tofa_jax.train import checkpointing
+
+CONFIG = ["--config=configs/default.py", "--config.model.space=tiny",
+          "--config.data.name=digits", "--config.data.num_labelled=50",
+          "--config.data.image_size=32", "--config.data.threads=1",
+          "--config.train.steps=24", "--config.train.batch_size=8",
+          "--config.train.unlabelled_batch_size=8", "--config.train.log_every=1",
+          "--config.train.checkpoint_every=1000", "--config.train.eval_every=0",
+          "--config.evals.subnets=()"]
+
+
+def _env(devices: int, cache: bool = True) -> dict[str, str]:
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  if cache:  # single-process runs share compiled programs through the persistent cache
+    env.update(JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(),
+                                                      "tofa_jax_test_xla_cache"),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="2")
+  return env
+
+
+def _args(workdir: str, *extra: str) -> list[str]:
+  return [sys.executable, "-m", "tofa_jax.main", f"--workdir={workdir}", *CONFIG, *extra]
+
+
+def _run(workdir: str, *extra: str, devices: int = 8) -> None:
+  r = subprocess.run(_args(workdir, "--distributed=off", *extra), capture_output=True,
+                     text=True, env=_env(devices), cwd=ROOT, timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _run_two(workdir: str, *extra: str, per_process: tuple = ((), ())
+             ) -> list[subprocess.CompletedProcess]:
+  """Two processes x 4 devices; `per_process` adds flags to one process only."""
+  port = _free_port()
+  procs = [subprocess.Popen(
+      _args(workdir, "--distributed=on", f"--coordinator_address=127.0.0.1:{port}",
+            "--num_processes=2", f"--process_id={i}", *extra, *per_process[i]),
+      # No persistent cache: a process that loads a program from it while another
+      # compiles it leaves the latter waiting for a binary that is never shared.
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(4, cache=False),
+      cwd=ROOT)
+      for i in range(2)]
+  out = []
+  try:
+    for p in procs:
+      stdout, stderr = p.communicate(timeout=900)
+      out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+  finally:
+    for p in procs:
+      p.kill()
+  return out
+
+
+def _trained(workdir: str, step: int) -> dict:
+  """Params and BN stats at `step`, restored as NumPy (any device layout saved them)."""
+  ckpt = checkpointing.Checkpointer(workdir)
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      state = ckptr.restore(os.path.join(workdir, "checkpoints", str(step), "state"),
+                            ckpt.host_target(step))
+  finally:
+    ckpt.close()
+  return {"params": state["params"], "batch_stats": state["batch_stats"]}
+
+
+def _assert_close(a: dict, b: dict) -> None:
+  # Same math; only the order of cross-device sums differs.
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5)
+
+
+def test_two_processes_equal_one_and_checkpoints_move_between_layouts(tmp_path):
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  _run(one, "--config.train.stop_after_steps=20")
+  results = _run_two(two, "--config.train.stop_after_steps=20")
+  for r in results:
+    assert r.returncode == 0, r.stderr[-3000:]
+  _assert_close(_trained(two, 20), _trained(one, 20))
+  # Only process 0 logs: one line per step, and the console lines once.
+  with open(os.path.join(two, "subnets.jsonl")) as f:
+    assert len(f.readlines()) == 20
+  assert "step 20 " in results[0].stdout and "step 20 " not in results[1].stdout
+
+  # The 2-process checkpoint (8 devices) restores in one process on 2 devices and
+  # training continues; it matches the 1-process run continued on 8 devices.
+  moved = str(tmp_path / "moved")
+  shutil.copytree(two, moved)
+  _run(moved, devices=2)
+  _run(one)
+  assert sorted(os.listdir(os.path.join(moved, "checkpoints"))) == ["20", "24"]
+  _assert_close(_trained(moved, 24), _trained(one, 24))
+
+
+def test_sigterm_at_a_random_step_then_resume_equals_uninterrupted(tmp_path):
+  full, split = str(tmp_path / "full"), str(tmp_path / "split")
+  _run(full, "--config.train.stop_after_steps=12")
+  k = int(np.random.default_rng().integers(2, 9))
+  proc = subprocess.Popen(_args(split, "--distributed=off"), stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, env=_env(8), cwd=ROOT)
+  try:
+    for line in proc.stdout:
+      if line.startswith(f"step {k} "):
+        proc.send_signal(signal.SIGTERM)
+        break
+    proc.wait(timeout=600)
+  finally:
+    proc.kill()
+  assert proc.returncode == 0
+  (stopped,) = [int(s) for s in os.listdir(os.path.join(split, "checkpoints"))]
+  assert k <= stopped < 12, (k, stopped)
+  _run(split, "--config.train.stop_after_steps=12")
+  _assert_close(_trained(split, 12), _trained(full, 12))
+  with open(os.path.join(split, "subnets.jsonl")) as f:
+    assert len(f.readlines()) == 12
+
+
+def test_processes_that_would_sample_different_subnets_stop_with_an_error(tmp_path):
+  # Subnets are a function of (config, step), so a process with another seed is the way
+  # to make them differ; it is caught before any collective could hang.
+  results = _run_two(str(tmp_path), per_process=((), ("--config.seed=1",)))
+  for r in results:
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: processes [1] run a different config than process 0; start every process "
+        "with the same --config and overrides")
+
+
+def test_cluster_detection_from_the_environment():
+  from tofa_jax.runtime import distributed
+
+  assert not distributed.cluster_detected({})
+  assert not distributed.cluster_detected({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"})
+  assert distributed.cluster_detected({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"})
+  assert distributed.cluster_detected({"OMPI_COMM_WORLD_SIZE": "2"})
+  assert distributed.cluster_detected({"TPU_WORKER_HOSTNAMES": "10.0.0.2,10.0.0.3"})
+  assert not distributed.cluster_detected({"TPU_WORKER_HOSTNAMES": "localhost"})
+  assert distributed.cluster_detected({"JAX_COORDINATOR_ADDRESS": "10.0.0.2:1234"})
+  assert distributed.initialize("off") is False
+  assert distributed.initialize("auto") is False  # no cluster here: a one-process run
+  with pytest.raises(ValueError, match=r"--distributed='maybe' is unknown"):
+    distributed.initialize("maybe")

@@ -1,0 +1,129 @@
+"""python -m tofa_jax.palette end to end on a freshly trained tiny workdir."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+from helpers.configs import tiny_config
+from helpers.paths import ROOT
+from tofa_jax.data import datasets
+from tofa_jax.palette import _argv_with_config
+from tofa_jax.runtime import saved_config
+from tofa_jax.space import arch as A
+from tofa_jax.space import flops, genome, sampling
+from tofa_jax.space.search_space import get_space
+from tofa_jax.train import loop
+from tofa_jax.weights import export
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("run"))
+  cfg = tiny_config(**{"train.steps": 4, "train.checkpoint_every": 4,
+                       "data.val_fraction": 0.3})
+  loop.train_and_evaluate(cfg, workdir)
+  return workdir
+
+
+def _palette(workdir: str, *overrides: str) -> subprocess.CompletedProcess:
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
+             JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(),
+                                                    "tofa_jax_test_xla_cache"))
+  return subprocess.run([sys.executable, "-m", "tofa_jax.palette", f"--workdir={workdir}",
+                         *overrides], capture_output=True, text=True, env=env, cwd=ROOT,
+                        timeout=600)
+
+
+def test_palette_end_to_end(trained):
+  r = _palette(trained, "--config.palette.method=regnas",
+               "--config.palette.compare=('rule','random')",
+               "--config.palette.num_budgets=3",
+               "--config.palette.random_samples=3",
+               "--config.palette.evolution.population=4",
+               "--config.palette.evolution.generations=2",
+               "--config.palette.evolution.parents=2",
+               "--config.palette.evolution.num_mutations=2",
+               "--config.palette.evolution.num_crossovers=2",
+               "--config.palette.latency_batch=4",
+               "--config.palette.latency_repeats=2",
+               "--config.palette.population_bins=2",
+               "--config.palette.population_per_bin=2")
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = os.path.join(trained, "palette")
+  with open(os.path.join(out, "palette.json")) as f:
+    report = json.load(f)
+  space = get_space("tiny")
+  archs = [A.Arch.from_dict(m["arch"]) for m in report["models"]]
+
+  # Budgets: 3, evenly spaced over the space's MFLOPs range at the training resolution.
+  lo = flops.count(space, sampling.min_arch(space), 10).mflops
+  np.testing.assert_allclose(report["budgets"][0], lo, rtol=1e-6)
+  assert len(report["budgets"]) == 3 and report["metric"] == "mflops"
+  assert len(report["models"]) + len(report["missing"]) == 3
+  for m, a in zip(report["models"], archs, strict=True):
+    assert m["mflops"] <= m["budget"] + 1e-9
+    assert m["mflops"] == pytest.approx(flops.count(space, a, 10).mflops)
+    assert a.resolution == 32 and 0.0 <= m["top1"] <= 1.0
+    assert set(m["latency_ms"]) == {"1", "4"} and all(v > 0 for v in m["latency_ms"].values())
+  for method, c in report["comparison"].items():
+    for p in c["picks"]:
+      assert p["arch"] is None or p["mflops"] <= p["budget"] + 1e-9, method
+
+  # REG-NAS: each member contains every weight of the one before (CAS), and the
+  # neighbour NFRs are the matrix's entries.
+  for small, big in zip(archs[:-1], archs[1:], strict=True):
+    assert genome.contains(space, big, small)
+  matrix = np.asarray(report["nfr_matrix"])
+  assert matrix.shape == (len(archs), len(archs)) and np.all(np.diag(matrix) == 0)
+  for i, m in enumerate(report["models"][1:], 1):
+    assert m["nfr_from_smaller"] == matrix[i - 1, i]
+
+  # The rule only picks subnets of Omega; search ran on the held-out validation split.
+  with open(os.path.join(trained, "subnets.jsonl")) as f:
+    omega = {A.Arch.from_dict(a) for line in f for a in json.loads(line)["archs"]}
+  rule = [A.Arch.from_dict(p["arch"]) for p in report["comparison"]["rule"]["picks"]
+          if p["arch"]]
+  assert rule and all(a in omega for a in rule)
+  assert report["comparison"]["rule"]["evaluated_on_validation"] == 0
+  assert report["comparison"]["random"]["evaluated_on_validation"] > 0
+  labels = datasets.bundled("digits", "train").labels
+  _, val_idx = datasets.validation_split(labels, 0.3, 0)
+  assert report["validation"] == {"examples": len(val_idx), "held_out_in_training": True}
+
+  # Files: CSV rows, plots, one exported static model per member.
+  with open(os.path.join(out, "palette.csv")) as f:
+    rows = list(csv.DictReader(f))
+  assert [float(x["mflops"]) for x in rows] == [m["mflops"] for m in report["models"]]
+  for png in ("accuracy_vs_mflops.png", "accuracy_vs_latency.png", "nfr_heatmap.png",
+              "population.png"):
+    with open(os.path.join(out, png), "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  assert len(report["population"]) == 2
+  for m, a in zip(report["models"], archs, strict=True):
+    assert export.load(m["export_dir"]).arch == a
+
+
+def test_saved_config_is_the_default_and_errors_are_one_line(trained, tmp_path):
+  argv = _argv_with_config(["palette", f"--workdir={trained}"])
+  assert argv[1] == f"--config={saved_config.__file__}:{trained}"
+  assert _argv_with_config(["p", "--config=x.py", "--workdir=d"]) == ["p", "--config=x.py",
+                                                                      "--workdir=d"]
+  cfg = saved_config.get_config(trained)
+  assert cfg.model.space == "tiny" and cfg.data.val_fraction == 0.3
+  assert isinstance(cfg.palette.compare, tuple) and len(cfg.data.mean) == 3
+
+  r = _palette(trained, "--config.palette.metric=flops")
+  assert r.returncode != 0
+  assert r.stderr.strip().splitlines()[-1] == (
+      "error: palette.metric='flops' is unknown; choose one of "
+      "['mflops', 'params', 'memory', 'latency']")
+  r = _palette(str(tmp_path))
+  assert "no config.json" in r.stderr

@@ -1,0 +1,245 @@
+"""TOFA loss terms against NumPy, the jitted step's wiring, Omega, optimiser, devices."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from helpers.model import jit_apply, randomized_variables
+from helpers.paths import ROOT
+from tofa_jax.model import supernet
+from tofa_jax.runtime import mesh as mesh_lib
+from tofa_jax.space import arch as A
+from tofa_jax.space import sampling
+from tofa_jax.space.search_space import get_space
+from tofa_jax.train import losses, optim, subnet_record
+from tofa_jax.train import step as train_step
+
+
+def np_log_softmax(z):
+  z = z - z.max(-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def np_smoothed_ce(logits, labels, alpha):
+  c = logits.shape[-1]
+  targets = np.full(logits.shape, alpha / c)
+  targets[np.arange(len(labels)), labels] += 1 - alpha
+  return -(targets * np_log_softmax(logits)).sum(-1)
+
+
+def np_soft_ce(student, teacher, t):
+  p = np.exp(np_log_softmax(teacher / t))
+  return -(p * np_log_softmax(student / t)).sum(-1) * t * t
+
+
+def test_loss_terms_match_numpy():
+  rng = np.random.default_rng(0)
+  logits = rng.standard_normal((6, 5)).astype(np.float32) * 3
+  labels = np.array([0, 1, 2, 3, 4, 0])
+  np.testing.assert_allclose(losses.labelled(logits, labels, 0.1),
+                             np_smoothed_ce(logits, labels, 0.1).mean(), rtol=1e-6)
+  # FixMatch: rows 0 and 3 are confident (> 0.95), the others not.
+  weak = np.zeros((4, 5), np.float32)
+  weak[0, 2], weak[3, 4], weak[1, 1], weak[2, 0] = 8.0, 9.0, 1.0, 2.5
+  strong = rng.standard_normal((4, 5)).astype(np.float32)
+  loss, mask, pseudo = losses.fixmatch(weak, strong, 0.95, 0.1)
+  np.testing.assert_array_equal(mask, [1, 0, 0, 1])
+  np.testing.assert_array_equal(pseudo, [2, 1, 0, 4])
+  want = (np_smoothed_ce(strong, np.array([2, 1, 0, 4]), 0.1) * np.array([1, 0, 0, 1])).mean()
+  np.testing.assert_allclose(loss, want, rtol=1e-6)
+  teacher = rng.standard_normal((6, 5)).astype(np.float32)
+  for t in (1.0, 4.0):
+    np.testing.assert_allclose(losses.distill(logits, teacher, t),
+                               np_soft_ce(logits, teacher, t).mean(), rtol=1e-5)
+  got = losses.subnet_labelled(logits, teacher, labels, beta=0.9, temperature=2.0, alpha=0.1)
+  want = 0.9 * np_soft_ce(logits, teacher, 2.0).mean() + 0.1 * np_smoothed_ce(
+      logits, labels, 0.1).mean()
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  with pytest.raises(ValueError, match=r"loss.variant='x' is unknown; choose one of "
+                                       r"\['lab', 'fm', 'dist', 'tofa'\]"):
+    losses.terms("x")
+
+
+def _setup(variant="tofa", scheme="sandwich", **kw):
+  space = get_space("tiny")
+  model = supernet.build(space, num_classes=5)  # no dropout: the reference is deterministic
+  variables = randomized_variables(model, seed=3)
+  cfg = train_step.StepConfig(variant=variant, scheme=scheme, resolution=32, **kw)
+  rng = np.random.default_rng(1)
+  batch = {"images": rng.standard_normal((4, 32, 32, 3)).astype(np.float32),
+           "labels": np.array([0, 1, 2, 3], np.int32),
+           "unlabelled_weak": rng.standard_normal((4, 32, 32, 3)).astype(np.float32),
+           "unlabelled_strong": rng.standard_normal((4, 32, 32, 3)).astype(np.float32)}
+  archs = train_step.step_archs(space, cfg, seed=0, step=5, epoch=0)
+  return space, model, variables, cfg, batch, archs
+
+
+def _train_apply(model, variables, x, arch):
+  return jit_apply(model)(variables, x, A.to_arrays(model.space, arch), train=True,
+                          resolution=32, mutable=("batch_stats",))
+
+
+def test_sandwich_step_loss_is_tofa_eq4_on_the_same_batch():
+  space, model, variables, cfg, batch, archs = _setup(threshold=0.3)
+  tx = optax.sgd(0.1, momentum=0.9)
+  step = train_step.make_train_step(model, tx, cfg, mesh_lib.make_mesh())
+  state = train_step.init_state(jax.tree.map(np.asarray, variables), tx, seed=0)
+  new_state, m = step(state, batch, train_step.stacked(space, archs))
+
+  x_max = np.concatenate([batch["images"], batch["unlabelled_weak"], batch["unlabelled_strong"]])
+  logits, stats = _train_apply(model, variables, x_max, sampling.max_arch(space))
+  logits = np.asarray(logits, np.float64)
+  lab = np_smoothed_ce(logits[:4], batch["labels"], 0.1).mean()
+  weak, strong = logits[4:8], logits[8:]
+  p = np.exp(np_log_softmax(weak))
+  mask, pseudo = p.max(-1) > 0.3, p.argmax(-1)
+  assert 0 < mask.sum() < 4  # the threshold splits this batch
+  fm = (np_smoothed_ce(strong, pseudo, 0.1) * mask).mean()
+  x_sub = np.concatenate([batch["images"], batch["unlabelled_weak"]])
+  dist_lab = dist_unlab = 0.0
+  for a in archs:
+    sub = np.asarray(_train_apply(model, variables, x_sub, a)[0], np.float64)
+    dist_lab += np_soft_ce(sub[:4], logits[:4], 1.0).mean()
+    dist_unlab += np_soft_ce(sub[4:], weak, 1.0).mean()
+  np.testing.assert_allclose(m["loss_lab"], lab, rtol=1e-4)
+  np.testing.assert_allclose(m["loss_fm"], fm, rtol=1e-4)
+  np.testing.assert_allclose(m["mask_rate"], mask.mean(), rtol=1e-6)
+  np.testing.assert_allclose(m["loss_dist_lab"], dist_lab, rtol=1e-4)
+  np.testing.assert_allclose(m["loss_dist_unlab"], dist_unlab, rtol=1e-4)
+  np.testing.assert_allclose(m["loss"], lab + fm + dist_lab + dist_unlab, rtol=1e-4)
+  # Running BN statistics are the max subnet's pass over all three views.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+               new_state.batch_stats, stats["batch_stats"])
+  assert int(new_state.step) == 1
+
+
+@pytest.mark.parametrize("variant,has", [("lab", set()), ("fm", {"loss_fm"}),
+                                         ("dist", {"loss_dist_unlab"})])
+def test_variants_select_terms(variant, has):
+  # Tracing (eval_shape) shows which terms the step computes, without compiling it.
+  space, model, variables, cfg, batch, archs = _setup(variant)
+  if variant == "lab":
+    batch = {k: batch[k] for k in ("images", "labels")}
+  tx = optax.sgd(0.1)
+  step = train_step.make_train_step(model, tx, cfg, mesh_lib.make_mesh())
+  state = train_step.init_state(jax.tree.map(np.asarray, variables), tx, seed=0)
+  _, m = jax.eval_shape(step, state, batch, train_step.stacked(space, archs))
+  assert {"loss_fm", "loss_dist_unlab"} & set(m) == has
+  assert {"loss", "loss_lab", "loss_dist_lab"} <= set(m)
+
+
+def test_step_archs_schemes():
+  space = get_space("tiny")
+  cfg = train_step.StepConfig(resolution=32)
+  archs = train_step.step_archs(space, cfg, seed=0, step=3, epoch=0)
+  assert len(archs) == 3
+  assert archs[0] == dataclasses.replace(sampling.min_arch(space), resolution=32)
+  assert archs == train_step.step_archs(space, cfg, seed=0, step=3, epoch=9)
+  assert archs != train_step.step_archs(space, cfg, seed=0, step=4, epoch=0)
+  ep = train_step.StepConfig(variant="fm", scheme="rss_epoch", resolution=32)
+  same_epoch = {train_step.step_archs(space, ep, 0, s, epoch=2)[0] for s in range(5)}
+  assert len(same_epoch) == 1
+  batch = train_step.StepConfig(variant="lab", scheme="rss_batch", resolution=32)
+  assert len({train_step.step_archs(space, batch, 0, s, 0)[0] for s in range(8)}) > 1
+  with pytest.raises(ValueError, match=r"train.sampling='rss_epoch' trains one subnet"):
+    train_step.StepConfig(variant="tofa", scheme="rss_epoch")
+  with pytest.raises(ValueError, match=r"train.sampling='zigzag' is unknown"):
+    train_step.StepConfig(scheme="zigzag")
+
+
+def test_rss_step_trains_the_sampled_subnet_and_its_bn():
+  space, model, variables, cfg, batch, _ = _setup("fm", "rss_batch", threshold=0.3)
+  archs = train_step.step_archs(space, cfg, seed=0, step=1, epoch=0)
+  tx = optax.sgd(0.1)
+  step = train_step.make_train_step(model, tx, cfg, mesh_lib.make_mesh())
+  state = train_step.init_state(jax.tree.map(np.asarray, variables), tx, seed=0)
+  new_state, m = step(state, batch, train_step.stacked(space, archs))
+  x = np.concatenate([batch["images"], batch["unlabelled_weak"], batch["unlabelled_strong"]])
+  logits, stats = _train_apply(model, variables, x, archs[0])
+  logits = np.asarray(logits, np.float64)
+  np.testing.assert_allclose(m["loss_lab"],
+                             np_smoothed_ce(logits[:4], batch["labels"], 0.1).mean(), rtol=1e-4)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+               new_state.batch_stats, stats["batch_stats"])
+
+
+def test_eight_devices_equal_one(tmp_path):
+  out = tmp_path / "result.json"
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+  subprocess.run([sys.executable, os.path.join(ROOT, "tests", "train", "sharded_step_check.py"),
+                  str(out)], check=True, env=env, timeout=900)
+  r = json.loads(out.read_text())
+  assert r["devices"] == [8, 1]
+  assert r["loss_diff"] <= 1e-5 * max(1.0, r["loss"])
+  assert r["params_diff"] <= 1e-5
+  assert r["stats_diff"] <= 1e-5
+  assert r["params_moved"] > 1e-4  # the two steps did update the parameters
+  with pytest.raises(ValueError, match=r"train.batch_size=12 does not divide over 8 devices"):
+    mesh_lib.check_batch_divides("train.batch_size", 12, 8)
+
+
+def test_subnet_record_scores_and_jsonl(tmp_path):
+  space = get_space("tiny")
+  a, b = sampling.min_arch(space), sampling.max_arch(space)
+  rec = subnet_record.SubnetRecord()
+  rec.update([a, b], 1)
+  rec.update([a, a], 2)  # a set: once per iteration
+  rec.update([a], 5)
+  entries = {k: (e["last"], e["score"], e["count"]) for k, e in rec.entries.items()}
+  assert entries == {rec.key(a): (5, 8, 3), rec.key(b): (1, 1, 1)}
+  back = subnet_record.SubnetRecord.from_state(rec.to_state())
+  assert back.entries == rec.entries
+  back.update([b], 7)
+  assert back.entries[rec.key(b)]["score"] == 8
+  path = str(tmp_path / "subnets.jsonl")
+  log = subnet_record.SubnetLog(path)
+  log.append(1, [a, b])
+  log.append(2, [a])
+  log.append(3, [b])
+  log.truncate(2)  # a resume from step 2 drops step 3
+  with open(path) as f:
+    lines = [json.loads(x) for x in f]
+  assert [x["step"] for x in lines] == [1, 2]
+  assert A.Arch.from_dict(lines[0]["archs"][1]) == b
+  # Object stores cannot append: lines wait for `flush` (each checkpoint).
+  assert subnet_record.is_object_store("gs://bucket/run/subnets.jsonl")
+  buffered = subnet_record.SubnetLog(path)
+  buffered._buffered = True
+  buffered.append(3, [a])
+  with open(path) as f:
+    assert len(f.readlines()) == 2
+  buffered.flush()
+  with open(path) as f:
+    assert [json.loads(x)["step"] for x in f] == [1, 2, 3]
+  subnet_record.SubnetLog(path, enabled=False).append(4, [a])  # processes other than 0
+  with open(path) as f:
+    assert len(f.readlines()) == 3
+
+
+def test_optimizer_schedule_and_decay_mask():
+  cfg = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-5, "warmup_epochs": 5}
+  tx, sched = optim.make(cfg, steps_per_epoch=10, total_steps=200)
+  assert float(sched(0)) == 0.0
+  np.testing.assert_allclose(float(sched(25)), 0.005, rtol=1e-6)
+  np.testing.assert_allclose(float(sched(50)), 0.01, rtol=1e-6)
+  assert float(sched(200)) == pytest.approx(0.0, abs=1e-9)
+  params = {"conv": np.ones((1, 1, 2, 2), np.float32), "bn": {"scale": np.ones(2, np.float32),
+                                                              "bias": np.ones(2, np.float32)}}
+  assert optim.decay_mask(params) == {"conv": True, "bn": {"scale": False, "bias": False}}
+  # Zero gradient: only decayed leaves move (after warm-up has a non-zero lr).
+  state = tx.init(params)
+  zero = jax.tree.map(np.zeros_like, params)
+  for _ in range(60):
+    updates, state = tx.update(zero, state, params)
+  assert np.all(np.asarray(updates["conv"]) < 0)
+  assert np.all(np.asarray(updates["bn"]["scale"]) == 0)

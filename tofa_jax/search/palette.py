@@ -1,0 +1,350 @@
+"""A palette of ready models from one trained supernet, one per budget.
+
+`run(config, workdir)` is what `python -m tofa_jax.palette` does. The trained
+supernet and Omega come from the latest checkpoint. For each budget t
+(`palette.budgets`, or `palette.num_budgets` evenly spaced over the space's
+range of `palette.metric`) one subnet is chosen by `palette.method`:
+
+  rule       TOFA Algorithm 2: the subnet of Omega with the highest index
+             (`palette.index`: last | score) among those with p(a) <= t. No data.
+  evolution  TOFA eq. (5): evolutionary search for the best validation top-1.
+  random     `palette.random_samples` random subnets, best validation top-1.
+  regnas     REG-NAS: budgets in increasing order; the first member by
+             validation top-1, each next one by evolutionary search inside the
+             CAS set of the previous member (it contains all its weights) with
+             the reward lambda1 * Top1 - lambda2 * NFR(previous, candidate).
+
+The validation split is `data.val_fraction` of the training data held out
+during training, or else `palette.val_fraction` carved from the training data
+now (then the supernet has seen it; palette.json says which). BN statistics
+are recalibrated before every evaluation, and every subnet at one resolution
+reuses one compiled program.
+
+Every member is then evaluated on the test split: top-1, MFLOPs, params,
+activation memory, latency on this backend (batch 1 and `palette.latency_batch`),
+and the negative flip rate to its neighbours; the palette's pairwise NFR matrix
+is reported. `palette.compare` runs more methods for the comparison plot.
+Outputs, in DIR/palette/: palette.json, palette.csv, accuracy_vs_mflops.png,
+accuracy_vs_latency.png, nfr_heatmap.png, population.png (when
+`palette.population_bins` > 0) and models/member_XX/ (static models with their
+recalibrated BN, for `python -m tofa_jax.predict --params=...`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from tofa_jax.cost import cost_model
+from tofa_jax.cost.latency import LatencyMeter
+from tofa_jax.data import datasets, loading
+from tofa_jax.model import supernet
+from tofa_jax.search import evolution, population, regression, selection
+from tofa_jax.search.subnet_eval import SubnetEvaluator
+from tofa_jax.space import arch as arch_lib
+from tofa_jax.space import genome, sampling, search_space
+from tofa_jax.train import checkpointing, subnet_record
+from tofa_jax.weights import export, pretrained
+
+METHODS = ("rule", "evolution", "random", "regnas")
+OUT_DIR = "palette"
+
+
+@dataclasses.dataclass
+class Pick:
+  budget: float
+  arch: arch_lib.Arch | None
+  note: str = ""  # why there is no arch, or the rule's index value
+
+
+@dataclasses.dataclass
+class MethodRun:
+  method: str
+  picks: list[Pick]
+  seconds: float
+  evaluated: int  # subnets evaluated on validation data
+
+
+class Palette:
+  """Everything a palette run needs, loaded once from a workdir."""
+
+  def __init__(self, config, workdir: str, log=print):
+    if jax.process_count() > 1:
+      raise ValueError("the palette runs in one process; start it on one host")
+    self.config, self.pc, self.workdir, self.log = config, config.palette, workdir, log
+    _check(self.pc)
+    self.space = search_space.resolve(config.model)
+    self.data = loading.load_data(config)
+    ckpt = checkpointing.Checkpointer(workdir)
+    try:
+      self.step, variables, meta = ckpt.restore_trained()
+    finally:
+      ckpt.close()
+    self.variables = jax.tree.map(np.asarray, variables)
+    self.omega = subnet_record.SubnetRecord.from_state(meta["omega"])
+    self.num_classes = self.data.num_classes
+    self.model = supernet.build(self.space, self.num_classes,
+                                depthwise_impl=config.model.depthwise_impl)
+    self.mean, self.std = pretrained.normalization(config)
+    self.resolutions = tuple(self.pc.resolutions) or (int(config.data.image_size),)
+    self.genome = genome.Genome(self.space, self.resolutions)
+    self.latency = LatencyMeter(self.space, self.variables, self.num_classes,
+                                repeats=int(self.pc.latency_repeats))
+    self.cost = cost_model.CostModel(self.space, self.num_classes,
+                                     latency_ms=lambda a: self.latency(a, 1))
+    self.metric = self.cost.metric_fn(self.pc.metric)
+    sizes = [len(g.choices) for g in self.genome.genes]
+    self.range = (self.metric(self.genome.decode([0] * len(sizes))),
+                  self.metric(self.genome.decode([n - 1 for n in sizes])))
+    self.budgets = selection.budgets(tuple(self.pc.budgets), int(self.pc.num_budgets),
+                                     *self.range)
+    self.rng = np.random.default_rng(int(self.pc.seed))
+    train_pool = self.data.labelled_idx
+    if self.data.unlabelled is self.data.train:
+      train_pool = np.concatenate([train_pool, self.data.unlabelled_idx])
+    self.train_pool = self.rng.permutation(train_pool)
+    evals = config.evals
+    self.test = SubnetEvaluator(self.model, self.variables, self.mean, self.std,
+                                (self.data.train, self.train_pool),
+                                (self.data.test, np.arange(len(self.data.test))),
+                                int(evals.batch_size), int(evals.bn_batches))
+    self._val: SubnetEvaluator | None = None
+    self.val_info: dict[str, Any] = {}
+
+  # -- validation data (TOFA 4.6) --------------------------------------------------
+
+  @property
+  def val(self) -> SubnetEvaluator:
+    if self._val is None:
+      if len(self.data.val_idx):
+        val_idx, held_out = self.data.val_idx, True
+      else:
+        labels = np.asarray(self.data.train.labels)
+        _, val_idx = datasets.validation_split(labels, float(self.pc.val_fraction),
+                                               int(self.pc.seed))
+        held_out = False
+        self.log(f"palette: no validation split was held out in training (data.val_fraction"
+                 f"=0); searching on {len(val_idx)} training images the supernet has seen")
+      calib = np.setdiff1d(self.train_pool, val_idx)
+      calib = self.rng.permutation(calib) if len(calib) else self.train_pool
+      self._val = SubnetEvaluator(self.model, self.variables, self.mean, self.std,
+                                  (self.data.train, calib), (self.data.train, val_idx),
+                                  int(self.config.evals.batch_size),
+                                  int(self.config.evals.bn_batches))
+      self.val_info = {"examples": int(len(val_idx)), "held_out_in_training": held_out}
+    return self._val
+
+  def val_top1(self, arch: arch_lib.Arch) -> float:
+    return self.val.top1(arch)
+
+  # -- selection methods ------------------------------------------------------------
+
+  def run_method(self, method: str) -> MethodRun:
+    t0 = time.perf_counter()
+    before = self._val.evaluated if self._val is not None else 0
+    picks = getattr(self, f"_{method}")()
+    evaluated = (self._val.evaluated if self._val is not None else 0) - before
+    return MethodRun(method, picks, time.perf_counter() - t0, evaluated)
+
+  def _rule(self) -> list[Pick]:
+    omega = [(a, e) for a, e in self.omega.archs() if a.resolution in self.resolutions]
+    if not omega:
+      raise ValueError(f"Omega holds no subnet at palette.resolutions={list(self.resolutions)};"
+                       " use the training resolution")
+    index = self.pc.index
+    fixed = [dataclasses.replace(sampling.min_arch(self.space), resolution=r)
+             for r in self.resolutions]  # the sandwich's min: sampled every step
+    chosen = selection.select(omega, self.metric, self.budgets, index, fixed)
+    entries = {a: e for a, e in omega}
+    return [Pick(t, a, f"{index}={entries[a][index]}" if a else "no subnet of Omega fits")
+            for t, a in zip(self.budgets, chosen, strict=True)]
+
+  def _sampler(self, budget: float, reference=None) -> genome.Sampler | None:
+    try:
+      return genome.Sampler(self.genome, self.metric, budget, self.rng, reference)
+    except genome.InfeasibleBudget:
+      return None
+
+  def _evolution(self) -> list[Pick]:
+    cfg = evolution.EvolutionConfig(**self.pc.evolution)
+    return self._search_each_budget("evolution",
+                                    lambda sampler: evolution.evolve(sampler, self.val_top1, cfg))
+
+  def _random(self) -> list[Pick]:
+    samples = int(self.pc.random_samples)
+    return self._search_each_budget(
+        "random", lambda sampler: evolution.random_search(sampler, self.val_top1, samples))
+
+  def _search_each_budget(self, name: str, search) -> list[Pick]:
+    """Per budget, the best validation top-1 that `search(sampler)` finds."""
+    picks = []
+    for t in self.budgets:
+      sampler = self._sampler(t)
+      if sampler is None:
+        picks.append(Pick(t, None, "below the smallest subnet"))
+        continue
+      result = search(sampler)
+      picks.append(Pick(t, result.best, f"val_top1={result.fitness:.4f}"))
+      self.log(f"palette: {name}, budget {t:.4g}: val top-1 {result.fitness:.4f} "
+               f"({len(result.history)} subnets)")
+    return picks
+
+  def _regnas(self) -> list[Pick]:
+    cfg = evolution.EvolutionConfig(**self.pc.evolution)
+    reward = regression.reward(self.pc.reward, tuple(self.pc.lambdas))
+    picks, reference = [], None
+    for t in self.budgets:
+      sampler = self._sampler(t, reference)
+      if sampler is None:
+        picks.append(Pick(t, None, "below the smallest subnet"))
+        continue
+      if reference is None:  # the first member has nothing to flip against: Top-1 (R0)
+        fitness = self.val_top1
+      else:
+        ref_pred = self.val.predictions(reference)
+        fitness = lambda a, r=ref_pred: reward(self.val.predictions(a), self.val.labels, r)  # noqa: E731
+      result = evolution.evolve(sampler, fitness, cfg)
+      note = f"reward={result.fitness:.4f}" + ("" if reference else " (R0, first member)")
+      picks.append(Pick(t, result.best, note))
+      self.log(f"palette: regnas, budget {t:.4g}: {note}")
+      reference = result.best
+    return picks
+
+  # -- reports ----------------------------------------------------------------------
+
+  def describe(self, arch: arch_lib.Arch, with_latency: bool = True) -> dict[str, Any]:
+    d = {"arch": arch.to_dict(per_layer=self.space.per_layer), "resolution": arch.resolution,
+         "mflops": self.cost(arch, "mflops"), "params_m": self.cost(arch, "params"),
+         "memory_mb": self.cost(arch, "memory"), "top1": self.test.top1(arch)}
+    if with_latency:
+      lat = self.latency.measure(arch, (1, int(self.pc.latency_batch)))
+      d["latency_ms"] = {str(b): v for b, v in lat.items()}
+    return d
+
+
+def run(config, workdir: str, log=print) -> dict[str, Any]:
+  """Builds the palette of `workdir`'s trained supernet; returns palette.json's content."""
+  pal = Palette(config, workdir, log)
+  pc = pal.pc
+  methods = list(dict.fromkeys([pc.method, *pc.compare]))
+  runs = {}
+  for m in methods:
+    runs[m] = pal.run_method(m)
+    log(f"palette: {m}: {runs[m].seconds:.1f} s, {runs[m].evaluated} subnets evaluated on "
+        "validation data")
+
+  chosen = runs[pc.method]
+  members = [p for p in chosen.picks if p.arch is not None]
+  rows = []
+  for i, p in enumerate(members):
+    row = {"member": i, "budget": p.budget, "method": pc.method, "selection": p.note,
+           **pal.describe(p.arch)}
+    rows.append(row)
+    log(f"palette: member {i} (budget {p.budget:.4g} {cost_model.UNITS[pc.metric]}): "
+        f"{row['mflops']:.1f} MFLOPs, top-1 {row['top1']:.4f}, "
+        f"{row['latency_ms']['1']:.2f} ms")
+  labels = pal.test.labels
+  preds = [pal.test.predictions(p.arch) for p in members]
+  matrix = regression.nfr_matrix(preds, labels) if preds else np.zeros((0, 0))
+  for i, row in enumerate(rows):
+    row["nfr_from_smaller"] = float(matrix[i - 1, i]) if i > 0 else None
+    row["nfr_to_larger"] = float(matrix[i, i + 1]) if i + 1 < len(rows) else None
+
+  out = os.path.join(workdir, OUT_DIR)
+  os.makedirs(out, exist_ok=True)
+  if pc.export:
+    models = os.path.join(out, "models")
+    shutil.rmtree(models, ignore_errors=True)
+    for row, p in zip(rows, members, strict=True):
+      path = os.path.join(models, f"member_{row['member']:02d}")
+      info = {k: row[k] for k in ("budget", "mflops", "params_m", "top1", "latency_ms")}
+      export.save(path, pal.space, p.arch, pal.test.calibrated_variables(p.arch),
+                  pal.num_classes, pal.mean, pal.std, {**info, "metric": pc.metric})
+      row["export_dir"] = path
+
+  comparison = {}
+  for m, r in runs.items():
+    comparison[m] = {"seconds": r.seconds, "evaluated_on_validation": r.evaluated,
+                     "picks": [{"budget": p.budget, "note": p.note,
+                                **(pal.describe(p.arch, with_latency=False) if p.arch else
+                                   {"arch": None})} for p in r.picks]}
+  pop = []
+  if pc.population_bins:
+    bins = population.sample_bins(pal.genome, pal.cost.metric_fn("mflops"),
+                                  int(pc.population_bins), int(pc.population_per_bin), pal.rng)
+    for b in bins:
+      pop.append({"low_mflops": b.low, "high_mflops": b.high,
+                  "top1": [pal.test.top1(a) for a in b.archs],
+                  "archs": [a.to_dict(per_layer=pal.space.per_layer) for a in b.archs]})
+
+  report = {
+      "workdir": os.path.abspath(workdir), "checkpoint_step": pal.step,
+      "space": pal.space.name, "metric": pc.metric, "unit": cost_model.UNITS[pc.metric],
+      "metric_range": list(pal.range), "budgets": pal.budgets, "method": pc.method,
+      "index": pc.index if pc.method == "rule" else None,
+      "reward": ({"preset": pc.reward, "lambdas": list(pc.lambdas)}
+                 if pc.method == "regnas" else None),
+      "test_examples": int(len(labels)), "validation": pal.val_info,
+      "omega_size": len(pal.omega), "models": rows,
+      "missing": [{"budget": p.budget, "why": p.note} for p in chosen.picks if p.arch is None],
+      "nfr_matrix": matrix.tolist(), "comparison": comparison, "population": pop,
+  }
+  _write(out, report, matrix)
+  return report
+
+
+def _write(out: str, report: dict, matrix: np.ndarray) -> None:
+  from tofa_jax.search import palette_plots
+
+  with open(os.path.join(out, "palette.json"), "w") as f:
+    json.dump(report, f, indent=1)
+  rows = report["models"]
+  fields = ["member", "budget", "method", "resolution", "mflops", "params_m", "memory_mb",
+            "latency_ms_b1", "latency_ms_batch", "top1", "nfr_from_smaller", "nfr_to_larger",
+            "selection", "arch", "export_dir"]
+  with open(os.path.join(out, "palette.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fields)
+    w.writeheader()
+    for r in rows:
+      lat = list(r["latency_ms"].values())
+      w.writerow({**{k: r.get(k, "") for k in fields}, "arch": json.dumps(r["arch"]),
+                  "latency_ms_b1": lat[0], "latency_ms_batch": lat[-1]})
+  series = {m: [(p["mflops"], p["top1"]) for p in c["picks"] if p["arch"]]
+            for m, c in report["comparison"].items()}
+  palette_plots.accuracy_vs(series, "MFLOPs", f"selection methods ({report['space']})",
+                            os.path.join(out, "accuracy_vs_mflops.png"))
+  palette_plots.accuracy_vs({report["method"]: [(r["latency_ms"]["1"], r["top1"])
+                                                for r in rows]},
+                            f"latency, batch 1 ({jax.default_backend()}), ms",
+                            "palette: accuracy vs latency",
+                            os.path.join(out, "accuracy_vs_latency.png"))
+  if len(rows):
+    names = [f"#{r['member']} {r['mflops']:.3g}M" for r in rows]
+    palette_plots.nfr_heatmap(matrix, names, os.path.join(out, "nfr_heatmap.png"))
+  if report["population"]:
+    bins = [(f"{b['low_mflops']:.0f}-{b['high_mflops']:.0f}", b["top1"])
+            for b in report["population"]]
+    palette_plots.population_boxplot(bins, "MFLOPs bin", os.path.join(out, "population.png"))
+
+
+def _check(pc) -> None:
+  for key, value, allowed in (("method", pc.method, METHODS),
+                              ("metric", pc.metric, cost_model.METRICS),
+                              ("index", pc.index, selection.INDICES)):
+    if value not in allowed:
+      raise ValueError(f"palette.{key}={value!r} is unknown; choose one of {list(allowed)}")
+  bad = [m for m in pc.compare if m not in METHODS]
+  if bad:
+    raise ValueError(f"palette.compare={list(pc.compare)}: {bad} unknown; choose from "
+                     f"{list(METHODS)}")
+  if int(pc.latency_batch) < 1:
+    raise ValueError(f"palette.latency_batch={pc.latency_batch}; use at least 1")
+  regression.reward(pc.reward, tuple(pc.lambdas))  # validates

@@ -1,0 +1,205 @@
+"""TOFA supernet training (Algorithm 1) and evaluation: `train_and_evaluate`.
+
+Reads `config` (see configs/default.py), builds the supernet, starts it from a
+pretrained checkpoint (`config.init`), and runs the jitted data-parallel step
+for `train.steps` steps with on-device augmentation, the subnet record Omega,
+periodic checkpoints (resumed automatically from `workdir`), TensorBoard
+metrics and evaluation of the max and min subnets after BN recalibration.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+from absl import logging
+from etils import epath
+from jax.sharding import NamedSharding, PartitionSpec
+
+from tofa_jax.data import augment, input_pipeline, loading
+from tofa_jax.model import supernet
+from tofa_jax.runtime import distributed, saved_config
+from tofa_jax.runtime import mesh as mesh_lib
+from tofa_jax.runtime.mesh import global_array
+from tofa_jax.space import search_space
+from tofa_jax.train import checkpointing, optim, subnet_record
+from tofa_jax.train import metrics as metrics_lib
+from tofa_jax.train import step as train_step
+from tofa_jax.train.evaluator import Evaluator
+from tofa_jax.weights import pretrained
+
+
+class NonFiniteLoss(RuntimeError):
+  pass
+
+
+def save_run_config(config, workdir: str, mean, std) -> None:
+  """workdir/config.json: the run's config with the normalisation it resolved,
+  which `python -m tofa_jax.palette --workdir=DIR` reads back."""
+  resolved = config.copy_and_resolve_references()
+  with resolved.unlocked():
+    resolved.data.mean, resolved.data.std = tuple(mean), tuple(std)
+  (epath.Path(workdir) / saved_config.FILE).write_text(resolved.to_json_best_effort(indent=1))
+
+
+def _step_config(config) -> train_step.StepConfig:
+  return train_step.StepConfig(
+      variant=config.loss.variant, scheme=config.train.sampling,
+      num_random=config.train.num_random, threshold=config.loss.threshold,
+      label_smoothing=config.loss.label_smoothing, beta=config.loss.beta,
+      temperature=config.loss.temperature, resolution=config.data.image_size)
+
+
+def _check(config, data: loading.Data, cfg: train_step.StepConfig, space) -> None:
+  n = jax.device_count()
+  mesh_lib.check_batch_divides("train.batch_size", config.train.batch_size, n)
+  if config.data.image_size not in space.resolutions:
+    raise ValueError(f"data.image_size={config.data.image_size} is not a resolution of space "
+                     f"{space.name!r} {list(space.resolutions)}; set model.resolutions")
+  if cfg.uses_unlabelled:
+    mesh_lib.check_batch_divides("train.unlabelled_batch_size",
+                                   config.train.unlabelled_batch_size, n)
+    if len(data.unlabelled_idx) == 0:
+      raise ValueError(f"loss.variant={cfg.variant!r} needs unlabelled data, but all training "
+                       "data is labelled; use loss.variant='lab' (fully labelled mode)")
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+  """Trains the supernet; returns the final evaluation metrics."""
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  if jax.process_count() > 1:  # every process must run one config (seeds included)
+    distributed.check_processes_agree("run a different config", config.to_json_best_effort())
+  space = search_space.resolve(config.model)
+  cfg = _step_config(config)
+  data = loading.load_data(config)
+  _check(config, data, cfg, space)
+  num_classes = data.num_classes
+  model = supernet.build(space, num_classes, dropout_rate=config.model.dropout_rate,
+                         drop_connect_rate=config.model.drop_connect_rate,
+                         depthwise_impl=config.model.depthwise_impl)
+  variables = supernet.init_variables(model, seed=config.seed, resolution=cfg.resolution)
+  mean, std = pretrained.normalization(config)
+  if config.init.checkpoint:
+    variables, converted = pretrained.init_from_checkpoint(config.init, space, variables,
+                                                               num_classes)
+    logging.info("initialised from %s (%s)", config.init.checkpoint, converted.format)
+
+  if jax.process_index() == 0:
+    save_run_config(config, workdir, mean, std)
+  total = int(config.train.steps)
+  steps_per_epoch = max(1, math.ceil(len(data.labelled_idx) / config.train.batch_size))
+  tx, sched = optim.make(config.optim, steps_per_epoch, total)
+  mesh = mesh_lib.make_mesh()
+  step_fn = train_step.make_train_step(model, tx, cfg, mesh, sched)
+  batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+  aug_cfg = augment.AugmentConfig(**config.augment)
+
+  @functools.partial(jax.jit, out_shardings=batch_sharding)
+  def weak_view(key, images):
+    return augment.normalize(augment.weak(key, images, aug_cfg), mean, std)
+
+  @functools.partial(jax.jit, out_shardings=batch_sharding)
+  def strong_view(key, images):
+    return augment.normalize(augment.strong(key, images, aug_cfg), mean, std)
+
+  @functools.partial(jax.jit, out_shardings=batch_sharding)
+  def plain_view(images):
+    return augment.normalize(augment.to_float(images), mean, std)
+
+  pid, pcount = jax.process_index(), jax.process_count()
+  res = cfg.resolution
+  lab_iter = input_pipeline.train_stream(
+      data.train, data.labelled_idx, config.train.batch_size, res, config.seed,
+      pid, pcount, config.data.threads)
+  unl_iter = None
+  if cfg.uses_unlabelled:
+    unl_iter = input_pipeline.train_stream(
+        data.unlabelled, data.unlabelled_idx, config.train.unlabelled_batch_size,
+        res, config.seed + 1, pid, pcount, config.data.threads)
+
+  # Committed, replicated from the start: the step's outputs are, and a first call
+  # on host arrays would make the second call compile the step again.
+  state = jax.device_put(train_step.init_state(variables, tx, config.seed),
+                         NamedSharding(mesh, PartitionSpec()))
+  record = subnet_record.SubnetRecord()
+  subnet_log = subnet_record.SubnetLog(str(epath.Path(workdir) / "subnets.jsonl"),
+                                       enabled=pid == 0)
+  ckpt = checkpointing.Checkpointer(workdir)
+  restored = ckpt.restore_latest(state)
+  start = 0
+  if restored is not None:
+    start, state, meta = restored
+    record = subnet_record.SubnetRecord.from_state(meta["omega"])
+    lab_iter.set_state(meta["labelled_iterator"])
+    if unl_iter is not None:
+      unl_iter.set_state(meta["unlabelled_iterator"])
+    subnet_log.truncate(start)
+    logging.info("resumed from step %d", start)
+  writer = metrics_lib.Writer(workdir, enabled=pid == 0)
+  images_per_step = config.train.batch_size + (config.train.unlabelled_batch_size
+                                               if cfg.uses_unlabelled else 0)
+  speed = metrics_lib.Throughput(total, images_per_step)
+  aug_key = jax.random.PRNGKey(config.seed + 7)
+
+  def meta() -> dict:
+    m = {"omega": record.to_state(), "labelled_iterator": lab_iter.get_state()}
+    if unl_iter is not None:
+      m["unlabelled_iterator"] = unl_iter.get_state()
+    return m
+
+  evaluator = Evaluator(config, model, space, data, plain_view, batch_sharding)
+  # Preemption: one process watches SIGTERM itself; several agree on the step to
+  # stop at through JAX's preemption sync point (orbax `reached_preemption`).
+  multi = pcount > 1
+  sigterm = None if multi else checkpointing.SigtermFlag()
+  stop_at = int(config.train.get("stop_after_steps", -1))
+  last_saved = start
+  final: dict[str, float] = {}
+  try:
+    for step in range(start, total):
+      epoch = step // steps_per_epoch
+      lab = next(lab_iter)
+      key = jax.random.fold_in(aug_key, step)
+      k_l, k_w, k_s = jax.random.split(key, 3)
+      batch = {"images": weak_view(k_l, global_array(batch_sharding, lab["image"])),
+               "labels": global_array(batch_sharding, lab["label"])}
+      if unl_iter is not None:
+        unl = global_array(batch_sharding, next(unl_iter)["image"])
+        batch["unlabelled_weak"] = weak_view(k_w, unl)
+        batch["unlabelled_strong"] = strong_view(k_s, unl)
+      archs = train_step.step_archs(space, cfg, config.seed, step, epoch)
+      if multi and step == start:  # by construction; checked once per run
+        distributed.check_processes_agree(f"sample different subnets at step {step + 1}",
+                               [a.to_json(True) for a in archs])
+      state, m = step_fn(state, batch, train_step.stacked(space, archs))
+      loss = float(m["loss"])
+      if not math.isfinite(loss):
+        raise NonFiniteLoss(f"loss is {loss} at step {step + 1}; stopping. The last good "
+                            f"checkpoint (step {last_saved}) is in {ckpt.directory}")
+      iteration = step + 1  # Algorithm 1 counts iterations from 1
+      record.update(archs, iteration)
+      subnet_log.append(iteration, archs)
+      if iteration % config.train.log_every == 0 or iteration == total:
+        scalars = {k: float(v) for k, v in m.items()}
+        scalars.update(speed.report(iteration))
+        writer.write_scalars(iteration, scalars, prefix="train/")
+      preempted = ckpt.reached_preemption(iteration) if multi else sigterm.raised
+      done = iteration in (total, stop_at) or preempted
+      if iteration % config.train.checkpoint_every == 0 or done:
+        ckpt.save(iteration, state, meta())
+        subnet_log.flush()
+        last_saved = iteration
+      if iteration == total or (config.train.eval_every
+                                and iteration % config.train.eval_every == 0):
+        final = evaluator(state)
+        writer.write_scalars(iteration, final, prefix="eval/")
+      if done:
+        break
+  finally:
+    if sigterm is not None:
+      sigterm.restore()
+    writer.flush()
+    writer.close()
+    ckpt.close()
+  return final

@@ -1,0 +1,202 @@
+"""One jitted, data-parallel TOFA training step (Algorithm 1, lines 5-17).
+
+`make_train_step` returns `step(state, batch, subnets) -> (state, metrics)`,
+jitted over a device mesh with the batch sharded on its `data` axis and the
+state replicated, so the same code runs on 1 or N devices (XLA inserts the
+cross-device reductions; BatchNorm statistics are over the global batch).
+
+Sandwich scheme (default), per step:
+  1. the max subnet runs once, in training mode, on the weak labelled, weak
+     unlabelled and strong unlabelled images together; its pass updates the
+     BatchNorm running statistics;
+  2. L^lab: label-smoothed CE of the max subnet on the labelled images;
+  3. L^FM: pseudo-labels from the max subnet's weak unlabelled view
+     (stop-gradient), mask max-probability > threshold, CE on the strong view;
+  4. the min subnet and K random subnets (`subnets`, stacked arrays, run with
+     `lax.scan`) are distilled from the max subnet's weak-view predictions
+     (stop-gradient) on labelled and, if the variant says so, unlabelled
+     images. Their passes use batch statistics but do not update the running
+     ones: those belong to the max subnet, and every other subnet is
+     recalibrated before evaluation (`bn_calibration`).
+RSS schemes (`rss_epoch`, `rss_batch`) train the one sampled subnet with L^lab
+(+ L^FM on its own pseudo-labels); there is no teacher, so no distillation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from tofa_jax.space import arch as arch_lib
+from tofa_jax.space import sampling
+from tofa_jax.space.search_space import SearchSpace
+from tofa_jax.train import losses
+
+SCHEMES = ("sandwich", "rss_epoch", "rss_batch")
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array  # completed optimiser steps
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: jax.Array  # raw uint32 PRNG key (checkpointable)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """What one step computes (from `config.loss` and `config.train`)."""
+
+  variant: str = "tofa"
+  scheme: str = "sandwich"
+  num_random: int = 2
+  threshold: float = 0.95
+  label_smoothing: float = 0.1
+  beta: float = 1.0
+  temperature: float = 1.0
+  resolution: int | None = None
+
+  def __post_init__(self):
+    losses.terms(self.variant)
+    if self.scheme not in SCHEMES:
+      raise ValueError(f"train.sampling={self.scheme!r} is unknown; choose one of "
+                       f"{list(SCHEMES)}")
+    if self.scheme != "sandwich" and losses.terms(self.variant)[1]:
+      raise ValueError(f"train.sampling={self.scheme!r} trains one subnet with no teacher; "
+                       "loss.variant must be 'lab' or 'fm'")
+    if self.num_random < 0:
+      raise ValueError(f"train.num_random={self.num_random} must be >= 0")
+
+  @property
+  def uses_unlabelled(self) -> bool:
+    fm, dist = losses.terms(self.variant)
+    return fm or dist
+
+
+def init_state(variables: dict, tx: optax.GradientTransformation, seed: int) -> TrainState:
+  return TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                    batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
+                    rng=jax.random.PRNGKey(seed))
+
+
+def step_archs(space: SearchSpace, cfg: StepConfig, seed: int, step: int, epoch: int
+               ) -> list[arch_lib.Arch]:
+  """The subnets a step trains besides the max: host-side, pure in (seed, step, epoch).
+
+  sandwich: [min, random_1..K]; rss_batch: one random per step; rss_epoch: one
+  random per epoch. Archs carry the training resolution.
+  """
+  res = cfg.resolution or max(space.resolutions)
+  fix = lambda a: dataclasses.replace(a, resolution=res)  # noqa: E731
+  if cfg.scheme == "sandwich":
+    return [fix(sampling.min_arch(space))] + [
+        fix(sampling.sample_arch(space, seed, step, salt=1 + i, resolution=res))
+        for i in range(cfg.num_random)]
+  if cfg.scheme == "rss_batch":
+    return [fix(sampling.sample_arch(space, seed, step, salt=101, resolution=res))]
+  return [fix(sampling.sample_arch(space, seed, epoch, salt=202, resolution=res))]
+
+
+def stacked(space: SearchSpace, archs: list[arch_lib.Arch]) -> dict[str, np.ndarray]:
+  return arch_lib.stack_arrays([arch_lib.to_arrays(space, a) for a in archs])
+
+
+def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, mesh: Mesh,
+                    schedule: optax.Schedule | None = None) -> Callable:
+  """The jitted step. `batch` holds `images` (B_l, H, W, 3), `labels` (B_l,) and,
+  when the variant uses unlabelled data, `unlabelled_weak`/`unlabelled_strong`
+  (B_u, H, W, 3). `subnets` are `stacked` arrays of `step_archs`."""
+  space = model.space
+  max_arrays = arch_lib.to_arrays(space, sampling.max_arch(space))
+  use_fm, use_dist_u = losses.terms(cfg.variant)
+  apply = lambda v, x, a, key: model.apply(  # noqa: E731
+      v, x, a, train=True, resolution=cfg.resolution, mutable=["batch_stats"],
+      rngs={"dropout": key})
+
+  def sandwich_loss(params, batch_stats, batch, subnets, key):
+    variables = {"params": params, "batch_stats": batch_stats}
+    n_l = batch["labels"].shape[0]
+    views = [batch["images"]]
+    if cfg.uses_unlabelled:
+      views.append(batch["unlabelled_weak"])
+    if use_fm:
+      views.append(batch["unlabelled_strong"])
+    n_u = batch["unlabelled_weak"].shape[0] if cfg.uses_unlabelled else 0
+    key_max, key_sub = jax.random.split(key)
+    logits, new_vars = apply(variables, jnp.concatenate(views), max_arrays, key_max)
+    metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
+                                           cfg.label_smoothing)}
+    total = metrics["loss_lab"]
+    teacher = jax.lax.stop_gradient(logits[:n_l + n_u])
+    if use_fm:
+      fm, mask, _ = losses.fixmatch(teacher[n_l:], logits[n_l + n_u:], cfg.threshold,
+                                    cfg.label_smoothing)
+      metrics.update(loss_fm=fm, mask_rate=jnp.mean(mask))
+      total = total + fm
+    x_sub = jnp.concatenate(views[:2]) if use_dist_u else batch["images"]
+
+    def one_subnet(carry, xs):
+      arrays, k = xs
+      sub_logits, _ = apply(variables, x_sub, arrays, k)
+      lab = losses.subnet_labelled(sub_logits[:n_l], teacher[:n_l], batch["labels"],
+                                   beta=cfg.beta, temperature=cfg.temperature,
+                                   alpha=cfg.label_smoothing)
+      unl = (losses.distill(sub_logits[n_l:], teacher[n_l:], cfg.temperature)
+             if use_dist_u else jnp.zeros(()))
+      return carry + lab + unl, (lab, unl)
+
+    n_sub = jax.tree.leaves(subnets)[0].shape[0]
+    dist, (lab_terms, unl_terms) = jax.lax.scan(
+        one_subnet, jnp.zeros(()), (subnets, jax.random.split(key_sub, n_sub)))
+    metrics["loss_dist_lab"] = jnp.sum(lab_terms)
+    if use_dist_u:
+      metrics["loss_dist_unlab"] = jnp.sum(unl_terms)
+    total = total + dist
+    return total, (new_vars["batch_stats"], metrics)
+
+  def rss_loss(params, batch_stats, batch, subnets, key):
+    variables = {"params": params, "batch_stats": batch_stats}
+    n_l = batch["labels"].shape[0]
+    arrays = jax.tree.map(lambda a: a[0], subnets)
+    views = [batch["images"]] + ([batch["unlabelled_weak"], batch["unlabelled_strong"]]
+                                 if use_fm else [])
+    logits, new_vars = apply(variables, jnp.concatenate(views), arrays, key)
+    metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
+                                           cfg.label_smoothing)}
+    total = metrics["loss_lab"]
+    if use_fm:
+      n_u = batch["unlabelled_weak"].shape[0]
+      fm, mask, _ = losses.fixmatch(jax.lax.stop_gradient(logits[n_l:n_l + n_u]),
+                                    logits[n_l + n_u:], cfg.threshold, cfg.label_smoothing)
+      metrics.update(loss_fm=fm, mask_rate=jnp.mean(mask))
+      total = total + fm
+    return total, (new_vars["batch_stats"], metrics)
+
+  loss_fn = sandwich_loss if cfg.scheme == "sandwich" else rss_loss
+
+  def step(state: TrainState, batch: dict, subnets: dict) -> tuple[TrainState, dict]:
+    key = jax.random.fold_in(state.rng, state.step)
+    (loss, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, state.batch_stats, batch, subnets, key)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics["loss"] = loss
+    if schedule is not None:
+      metrics["lr"] = schedule(state.step)
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state)
+    return new_state, metrics
+
+  replicated = NamedSharding(mesh, PartitionSpec())
+  sharded = NamedSharding(mesh, PartitionSpec("data"))
+  return jax.jit(step, in_shardings=(replicated, sharded, replicated),
+                 out_shardings=(replicated, replicated), donate_argnums=(0,))
