@@ -243,3 +243,55 @@ def test_optimizer_schedule_and_decay_mask():
     updates, state = tx.update(zero, state, params)
   assert np.all(np.asarray(updates["conv"]) < 0)
   assert np.all(np.asarray(updates["bn"]["scale"]) == 0)
+
+
+def _whole_sandwich_reference(model, cfg, params, batch_stats, batch, subnets, key):
+  """The sandwich as one loss with one backward (the formulation before the step took
+  a backward per subnet): every subnet's activations live until the end."""
+  def total_loss(p):
+    apply = lambda x, a, k: model.apply(  # noqa: E731
+        {"params": p, "batch_stats": batch_stats}, x, a, train=True,
+        resolution=cfg.resolution, mutable=["batch_stats"], rngs={"dropout": k})
+    n_l, n_u = batch["labels"].shape[0], batch["unlabelled_weak"].shape[0]
+    x = np.concatenate([batch["images"], batch["unlabelled_weak"], batch["unlabelled_strong"]])
+    key_max, key_sub = jax.random.split(key)
+    logits, new = apply(x, A.to_arrays(model.space, sampling.max_arch(model.space)), key_max)
+    total = losses.labelled(logits[:n_l], batch["labels"], cfg.label_smoothing)
+    teacher = jax.lax.stop_gradient(logits[:n_l + n_u])
+    fm, _, _ = losses.fixmatch(teacher[n_l:], logits[n_l + n_u:], cfg.threshold,
+                               cfg.label_smoothing)
+    total = total + fm
+    x_sub = x[:n_l + n_u]
+    keys = jax.random.split(key_sub, subnets["depth"].shape[0])
+    for i in range(subnets["depth"].shape[0]):
+      out, _ = apply(x_sub, jax.tree.map(lambda a, i=i: a[i], subnets), keys[i])
+      total = total + losses.subnet_labelled(out[:n_l], teacher[:n_l], batch["labels"],
+                                             beta=cfg.beta, temperature=cfg.temperature,
+                                             alpha=cfg.label_smoothing)
+      total = total + losses.distill(out[n_l:], teacher[n_l:], cfg.temperature)
+    return total, new["batch_stats"]
+
+  return jax.value_and_grad(total_loss, has_aux=True)(params)
+
+
+def test_backward_per_subnet_equals_one_backward_over_the_sandwich():
+  space = get_space("tiny")
+  model = supernet.build(space, num_classes=5, dropout_rate=0.2, drop_connect_rate=0.2)
+  variables = randomized_variables(model, seed=3)
+  cfg = train_step.StepConfig(variant="tofa", resolution=32, threshold=0.3)
+  _, _, _, _, batch, _ = _setup()
+  subnets = train_step.stacked(space, train_step.step_archs(space, cfg, seed=0, step=5,
+                                                            epoch=0))
+  key = jax.random.PRNGKey(11)
+  params, stats = variables["params"], variables["batch_stats"]
+  (loss, (new_stats, metrics)), grads = jax.jit(train_step.loss_and_grads(model, cfg))(
+      params, stats, batch, subnets, key)
+  (want_loss, want_stats), want_grads = jax.jit(
+      lambda p: _whole_sandwich_reference(model, cfg, p, stats, batch, subnets, key))(params)
+  assert metrics["mask_rate"] > 0  # the FixMatch term is exercised
+  np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+  scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want_grads))
+  for g, w in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * scale)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+               new_stats, want_stats)

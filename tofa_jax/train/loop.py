@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 
 import jax
 from absl import logging
@@ -19,7 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from tofa_jax.data import augment, input_pipeline, loading
 from tofa_jax.model import supernet
-from tofa_jax.runtime import distributed, saved_config
+from tofa_jax.runtime import distributed, memory, saved_config
 from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.runtime.mesh import global_array
 from tofa_jax.space import search_space
@@ -43,14 +44,6 @@ def save_run_config(config, workdir: str, mean, std) -> None:
   (epath.Path(workdir) / saved_config.FILE).write_text(resolved.to_json_best_effort(indent=1))
 
 
-def _step_config(config) -> train_step.StepConfig:
-  return train_step.StepConfig(
-      variant=config.loss.variant, scheme=config.train.sampling,
-      num_random=config.train.num_random, threshold=config.loss.threshold,
-      label_smoothing=config.loss.label_smoothing, beta=config.loss.beta,
-      temperature=config.loss.temperature, resolution=config.data.image_size)
-
-
 def _check(config, data: loading.Data, cfg: train_step.StepConfig, space) -> None:
   n = jax.device_count()
   mesh_lib.check_batch_divides("train.batch_size", config.train.batch_size, n)
@@ -65,13 +58,31 @@ def _check(config, data: loading.Data, cfg: train_step.StepConfig, space) -> Non
                        "data is labelled; use loss.variant='lab' (fully labelled mode)")
 
 
+def _compile(step_fn, state, cfg: train_step.StepConfig, config, mesh, verbose: bool):
+  """The step compiled ahead of its first batch; prints its compile time and the device
+  memory one step needs (XLA's memory analysis)."""
+  if verbose:
+    print(f"compiling the train step for {cfg.resolution} px ...", flush=True)
+  start = time.perf_counter()
+  space = search_space.resolve(config.model)
+  subnets = train_step.stacked(space, train_step.step_archs(space, cfg, 0, 0, 0))
+  batch = train_step.abstract_batch(cfg, config.train.batch_size,
+                                    config.train.unlabelled_batch_size, mesh)
+  compiled = step_fn.lower(state, batch, subnets).compile()
+  if verbose:
+    print(f"compiled the train step for {cfg.resolution} px: "
+          f"{time.perf_counter() - start:.1f} s, {memory.compiled_gib(compiled):.2f} GiB",
+          flush=True)
+  return compiled
+
+
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   """Trains the supernet; returns the final evaluation metrics."""
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   if jax.process_count() > 1:  # every process must run one config (seeds included)
     distributed.check_processes_agree("run a different config", config.to_json_best_effort())
   space = search_space.resolve(config.model)
-  cfg = _step_config(config)
+  cfg = train_step.step_config(config)
   data = loading.load_data(config)
   _check(config, data, cfg, space)
   num_classes = data.num_classes
@@ -136,6 +147,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       unl_iter.set_state(meta["unlabelled_iterator"])
     subnet_log.truncate(start)
     logging.info("resumed from step %d", start)
+  step_fn = _compile(step_fn, state, cfg, config, mesh, pid == 0)
   writer = metrics_lib.Writer(workdir, enabled=pid == 0)
   images_per_step = config.train.batch_size + (config.train.unlabelled_batch_size
                                                if cfg.uses_unlabelled else 0)

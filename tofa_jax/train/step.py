@@ -18,6 +18,10 @@ Sandwich scheme (default), per step:
      images. Their passes use batch statistics but do not update the running
      ones: those belong to the max subnet, and every other subnet is
      recalibrated before evaluation (`bn_calibration`).
+The backward runs subnet by subnet, as OFA and AttentiveNAS do: the max subnet's
+gradient first, then each distilled subnet's, accumulated inside the scan. The sum
+is the gradient of the whole sandwich's loss, and a step's peak memory is one
+subnet's forward and backward.
 RSS schemes (`rss_epoch`, `rss_batch`) train the one sampled subnet with L^lab
 (+ L^FM on its own pseudo-labels); there is no teacher, so no distillation.
 """
@@ -82,6 +86,15 @@ class StepConfig:
     return fm or dist
 
 
+def step_config(config) -> StepConfig:
+  """The StepConfig of a run's config (`loss`, `train`, `data.image_size`)."""
+  return StepConfig(
+      variant=config.loss.variant, scheme=config.train.sampling,
+      num_random=config.train.num_random, threshold=config.loss.threshold,
+      label_smoothing=config.loss.label_smoothing, beta=config.loss.beta,
+      temperature=config.loss.temperature, resolution=config.data.image_size)
+
+
 def init_state(variables: dict, tx: optax.GradientTransformation, seed: int) -> TrainState:
   return TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                     batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
@@ -110,11 +123,23 @@ def stacked(space: SearchSpace, archs: list[arch_lib.Arch]) -> dict[str, np.ndar
   return arch_lib.stack_arrays([arch_lib.to_arrays(space, a) for a in archs])
 
 
-def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, mesh: Mesh,
-                    schedule: optax.Schedule | None = None) -> Callable:
-  """The jitted step. `batch` holds `images` (B_l, H, W, 3), `labels` (B_l,) and,
-  when the variant uses unlabelled data, `unlabelled_weak`/`unlabelled_strong`
-  (B_u, H, W, 3). `subnets` are `stacked` arrays of `step_archs`."""
+def abstract_batch(cfg: StepConfig, batch_size: int, unlabelled_batch_size: int,
+                   mesh: Mesh) -> dict[str, jax.ShapeDtypeStruct]:
+  """Shapes, dtypes and shardings of a step's `batch`, to compile it without data."""
+  sharded = NamedSharding(mesh, PartitionSpec("data"))
+  image = lambda n: jax.ShapeDtypeStruct((n, cfg.resolution, cfg.resolution, 3),  # noqa: E731
+                                         jnp.float32, sharding=sharded)
+  batch = {"images": image(batch_size),
+           "labels": jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)}
+  if cfg.uses_unlabelled:
+    batch["unlabelled_weak"] = image(unlabelled_batch_size)
+    batch["unlabelled_strong"] = image(unlabelled_batch_size)
+  return batch
+
+
+def loss_and_grads(model, cfg: StepConfig) -> Callable:
+  """`f(params, batch_stats, batch, subnets, key) -> ((loss, (batch_stats, metrics)),
+  grads)`: what one step differentiates, for `cfg.scheme`."""
   space = model.space
   max_arrays = arch_lib.to_arrays(space, sampling.max_arch(space))
   use_fm, use_dist_u = losses.terms(cfg.variant)
@@ -122,8 +147,11 @@ def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, me
       v, x, a, train=True, resolution=cfg.resolution, mutable=["batch_stats"],
       rngs={"dropout": key})
 
-  def sandwich_loss(params, batch_stats, batch, subnets, key):
-    variables = {"params": params, "batch_stats": batch_stats}
+  def sandwich_grads(params, batch_stats, batch, subnets, key):
+    """The sandwich's loss and gradient, one backward per subnet: the max subnet's
+    first (its logits, stop-gradient, are the teacher), then each distilled
+    subnet's, accumulated. A step's peak memory is one subnet's forward and
+    backward, not the whole sandwich's."""
     n_l = batch["labels"].shape[0]
     views = [batch["images"]]
     if cfg.uses_unlabelled:
@@ -132,36 +160,48 @@ def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, me
       views.append(batch["unlabelled_strong"])
     n_u = batch["unlabelled_weak"].shape[0] if cfg.uses_unlabelled else 0
     key_max, key_sub = jax.random.split(key)
-    logits, new_vars = apply(variables, jnp.concatenate(views), max_arrays, key_max)
-    metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
-                                           cfg.label_smoothing)}
-    total = metrics["loss_lab"]
-    teacher = jax.lax.stop_gradient(logits[:n_l + n_u])
-    if use_fm:
-      fm, mask, _ = losses.fixmatch(teacher[n_l:], logits[n_l + n_u:], cfg.threshold,
-                                    cfg.label_smoothing)
-      metrics.update(loss_fm=fm, mask_rate=jnp.mean(mask))
-      total = total + fm
+
+    def max_loss(p):
+      logits, new_vars = apply({"params": p, "batch_stats": batch_stats},
+                               jnp.concatenate(views), max_arrays, key_max)
+      metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
+                                             cfg.label_smoothing)}
+      total = metrics["loss_lab"]
+      if use_fm:
+        fm, mask, _ = losses.fixmatch(jax.lax.stop_gradient(logits[n_l:n_l + n_u]),
+                                      logits[n_l + n_u:], cfg.threshold, cfg.label_smoothing)
+        metrics.update(loss_fm=fm, mask_rate=jnp.mean(mask))
+        total = total + fm
+      return total, (logits[:n_l + n_u], new_vars["batch_stats"], metrics)
+
+    (total, (logits, new_stats, metrics)), grads = jax.value_and_grad(
+        max_loss, has_aux=True)(params)
+    teacher = jax.lax.stop_gradient(logits)
     x_sub = jnp.concatenate(views[:2]) if use_dist_u else batch["images"]
 
     def one_subnet(carry, xs):
       arrays, k = xs
-      sub_logits, _ = apply(variables, x_sub, arrays, k)
-      lab = losses.subnet_labelled(sub_logits[:n_l], teacher[:n_l], batch["labels"],
-                                   beta=cfg.beta, temperature=cfg.temperature,
-                                   alpha=cfg.label_smoothing)
-      unl = (losses.distill(sub_logits[n_l:], teacher[n_l:], cfg.temperature)
-             if use_dist_u else jnp.zeros(()))
-      return carry + lab + unl, (lab, unl)
+
+      def sub_loss(p):
+        sub_logits, _ = apply({"params": p, "batch_stats": batch_stats}, x_sub, arrays, k)
+        lab = losses.subnet_labelled(sub_logits[:n_l], teacher[:n_l], batch["labels"],
+                                     beta=cfg.beta, temperature=cfg.temperature,
+                                     alpha=cfg.label_smoothing)
+        unl = (losses.distill(sub_logits[n_l:], teacher[n_l:], cfg.temperature)
+               if use_dist_u else jnp.zeros(()))
+        return lab + unl, (lab, unl)
+
+      (_, terms), g = jax.value_and_grad(sub_loss, has_aux=True)(params)
+      return jax.tree.map(jnp.add, carry, g), terms
 
     n_sub = jax.tree.leaves(subnets)[0].shape[0]
-    dist, (lab_terms, unl_terms) = jax.lax.scan(
-        one_subnet, jnp.zeros(()), (subnets, jax.random.split(key_sub, n_sub)))
+    grads, (lab_terms, unl_terms) = jax.lax.scan(
+        one_subnet, grads, (subnets, jax.random.split(key_sub, n_sub)))
     metrics["loss_dist_lab"] = jnp.sum(lab_terms)
     if use_dist_u:
       metrics["loss_dist_unlab"] = jnp.sum(unl_terms)
-    total = total + dist
-    return total, (new_vars["batch_stats"], metrics)
+    total = total + metrics["loss_dist_lab"] + jnp.sum(unl_terms)
+    return (total, (new_stats, metrics)), grads
 
   def rss_loss(params, batch_stats, batch, subnets, key):
     variables = {"params": params, "batch_stats": batch_stats}
@@ -181,12 +221,22 @@ def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, me
       total = total + fm
     return total, (new_vars["batch_stats"], metrics)
 
-  loss_fn = sandwich_loss if cfg.scheme == "sandwich" else rss_loss
+  if cfg.scheme == "sandwich":
+    return sandwich_grads
+  return jax.value_and_grad(rss_loss, has_aux=True)
+
+
+def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, mesh: Mesh,
+                    schedule: optax.Schedule | None = None) -> Callable:
+  """The jitted step. `batch` holds `images` (B_l, H, W, 3), `labels` (B_l,) and,
+  when the variant uses unlabelled data, `unlabelled_weak`/`unlabelled_strong`
+  (B_u, H, W, 3). `subnets` are `stacked` arrays of `step_archs`."""
+  grads_fn = loss_and_grads(model, cfg)
 
   def step(state: TrainState, batch: dict, subnets: dict) -> tuple[TrainState, dict]:
     key = jax.random.fold_in(state.rng, state.step)
-    (loss, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, state.batch_stats, batch, subnets, key)
+    (loss, (batch_stats, metrics)), grads = grads_fn(state.params, state.batch_stats, batch,
+                                                     subnets, key)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics["loss"] = loss
