@@ -58,13 +58,12 @@ def _check(config, data: loading.Data, cfg: train_step.StepConfig, space) -> Non
                        "data is labelled; use loss.variant='lab' (fully labelled mode)")
 
 
-def _compile(step_fn, state, cfg: train_step.StepConfig, config, mesh, verbose: bool):
+def _compile(step_fn, state, space, cfg: train_step.StepConfig, config, mesh, verbose: bool):
   """The step compiled ahead of its first batch; prints its compile time and the device
   memory one step needs (XLA's memory analysis)."""
   if verbose:
     print(f"compiling the train step for {cfg.resolution} px ...", flush=True)
   start = time.perf_counter()
-  space = search_space.resolve(config.model)
   subnets = train_step.stacked(space, train_step.step_archs(space, cfg, 0, 0, 0))
   batch = train_step.abstract_batch(cfg, config.train.batch_size,
                                     config.train.unlabelled_batch_size, mesh)
@@ -93,7 +92,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   mean, std = pretrained.normalization(config)
   if config.init.checkpoint:
     variables, converted = pretrained.init_from_checkpoint(config.init, space, variables,
-                                                               num_classes)
+                                                           num_classes)
     logging.info("initialised from %s (%s)", config.init.checkpoint, converted.format)
 
   if jax.process_index() == 0:
@@ -147,7 +146,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       unl_iter.set_state(meta["unlabelled_iterator"])
     subnet_log.truncate(start)
     logging.info("resumed from step %d", start)
-  step_fn = _compile(step_fn, state, cfg, config, mesh, pid == 0)
+  step_fn = _compile(step_fn, state, space, cfg, config, mesh, pid == 0)
   writer = metrics_lib.Writer(workdir, enabled=pid == 0)
   images_per_step = config.train.batch_size + (config.train.unlabelled_batch_size
                                                if cfg.uses_unlabelled else 0)
@@ -183,7 +182,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       archs = train_step.step_archs(space, cfg, config.seed, step, epoch)
       if multi and step == start:  # by construction; checked once per run
         distributed.check_processes_agree(f"sample different subnets at step {step + 1}",
-                               [a.to_json(True) for a in archs])
+                                          [a.to_json(True) for a in archs])
       state, m = step_fn(state, batch, train_step.stacked(space, archs))
       loss = float(m["loss"])
       if not math.isfinite(loss):
