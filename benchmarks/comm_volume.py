@@ -4,9 +4,11 @@
       --config.model.resolutions='(64,)' --config.data.image_size=64 [--devices=8]
 
 Compiles the TOFA train step over `--devices` fake CPU devices (set before JAX
-starts), then sums the result sizes of every all-reduce in the partitioned HLO:
+starts), then sums the result sizes of every all-reduce in the partitioned HLO,
+each times the runs per step of the computation holding it (loop trip counts):
 the per-step payload each device contributes (a ring all-reduce moves about
-2 (n-1)/n times that per device). The payload does not depend on the image
+2 (n-1)/n times that per device). The last line is that payload over the
+parameter bytes. The payload does not depend on the image
 resolution, so a small one keeps the compile short. Also prints the parameter
 and BN-statistic sizes for comparison.
 """
@@ -43,26 +45,52 @@ _BYTES = {"f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "f64": 8, "s64": 8,
 _SHAPE = re.compile(r"\b(f32|bf16|f16|s32|u32|f64|s64|pred|u8|s8)\[([0-9,]*)\]")
 
 
-def all_reduce_bytes(hlo: str) -> dict[str, tuple[int, int]]:
-  """{computation: (bytes, all-reduce ops)} over the HLO's all-reduce results.
+_CALL = re.compile(r"(body|condition|to_apply|calls|branch_computations|true_computation|"
+                   r"false_computation)=(\{[^}]*\}|%?[\w.\-]+)")
+_TRIP = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
 
-  Ops inside a loop body (e.g. the scan over distilled subnets) run once per
-  iteration but are listed once here.
-  """
-  out: dict[str, tuple[int, int]] = {}
-  computation = "?"
+
+def _computations(hlo: str) -> dict[str, list[str]]:
+  comps, name = {}, None
   for line in hlo.splitlines():
     head = re.match(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$", line)
     if head and not line.startswith(" "):
-      computation = ("ENTRY " if line.startswith("ENTRY") else "") + head.group(1)
-      continue
-    m = re.search(r"=\s*(.*?)\s+all-reduce(-start)?\(", line)
-    if not m:
-      continue
-    size = sum(_BYTES[dtype] * int(np.prod([int(d) for d in dims.split(",") if d] or [1]))
-               for dtype, dims in _SHAPE.findall(m.group(1)))
-    b, n = out.get(computation, (0, 0))
-    out[computation] = (b + size, n + 1)
+      name = ("ENTRY " if line.startswith("ENTRY") else "") + head.group(1)
+      comps[name] = []
+    elif name is not None:
+      comps[name].append(line)
+  return comps
+
+
+def all_reduce_bytes(hlo: str) -> dict[str, tuple[int, int, int]]:
+  """{computation: (bytes per run, all-reduce ops, runs per step)} over the HLO's
+  all-reduce results. A computation's runs per step multiply through the loops
+  that call it (a while body runs its known trip count per run of its caller)."""
+  comps = _computations(hlo)
+  calls: dict[str, list[tuple[str, int]]] = {}
+  for caller, lines in comps.items():
+    for line in lines:
+      trip = _TRIP.search(line)
+      for kind, names in _CALL.findall(line):
+        for callee in names.strip("{}").replace("%", "").split(","):
+          n = int(trip.group(1)) if (trip and kind == "body") else 1
+          calls.setdefault(callee.strip(), []).append((caller, n))
+
+  def runs(name, seen=()):
+    if name.startswith("ENTRY") or name in seen:
+      return 1
+    return sum(runs(c, (*seen, name)) * n for c, n in calls.get(name, [])) or 1
+
+  out = {}
+  for name, lines in comps.items():
+    for line in lines:
+      m = re.search(r"=\s*(.*?)\s+all-reduce(-start)?\(", line)
+      if not m:
+        continue
+      size = sum(_BYTES[dtype] * int(np.prod([int(d) for d in dims.split(",") if d] or [1]))
+                 for dtype, dims in _SHAPE.findall(m.group(1)))
+      b, n, _ = out.get(name, (0, 0, 0))
+      out[name] = (b + size, n + 1, runs(name))
   return out
 
 
@@ -73,7 +101,7 @@ def main(argv):
   res = config.data.image_size
   cfg = train_step.StepConfig(variant=config.loss.variant, scheme=config.train.sampling,
                               num_random=config.train.num_random, resolution=res)
-  model = supernet.build(space, 100)
+  model = supernet.from_config(config, space, 100)
   variables = supernet.init_variables(model, seed=0, resolution=res)
   tx, sched = optim.make(config.optim, 10, 1000)
   mesh = mesh_lib.make_mesh()
@@ -90,15 +118,18 @@ def main(argv):
   print(f"space {space.name}, {jax.device_count()} devices, "
         f"compile {time.perf_counter() - t:.1f} s")
   per = all_reduce_bytes(compiled.as_text())
-  total, count = sum(b for b, _ in per.values()), sum(n for _, n in per.values())
-  for name, (b, n) in sorted(per.items(), key=lambda kv: -kv[1][0])[:8]:
-    print(f"  {name}: {n} all-reduce ops, {b / 2**20:.2f} MiB")
+  total = sum(b * r for b, _, r in per.values())
+  count = sum(n * r for _, n, r in per.values())
+  for name, (b, n, r) in sorted(per.items(), key=lambda kv: -kv[1][0] * kv[1][2])[:8]:
+    print(f"  {name}: {n} all-reduce ops x {r} runs, {b * r / 2**20:.2f} MiB")
   n_params = sum(x.size for x in jax.tree.leaves(variables["params"]))
   n_stats = sum(x.size for x in jax.tree.leaves(variables["batch_stats"]))
-  print(f"all-reduce ops: {count}; payload per step: {total / 2**20:.2f} MiB ({total} bytes)")
-  print(f"parameters: {n_params} ({4 * n_params / 2**20:.2f} MiB f32); BN statistics: "
+  param_bytes = sum(x.nbytes for x in jax.tree.leaves(variables["params"]))
+  print(f"all-reduce ops per step: {count}; payload per step: {total / 2**20:.2f} MiB "
+        f"({total} bytes)")
+  print(f"parameters: {n_params} ({param_bytes / 2**20:.2f} MiB); BN statistics: "
         f"{n_stats} ({4 * n_stats / 2**20:.2f} MiB f32)")
-
+  print(f"allreduce_over_param_bytes={total / param_bytes:.3f}")
 
 if __name__ == "__main__":
   app.run(main)

@@ -42,9 +42,7 @@ def main(argv):
   config = _CONFIG.value
   space = search_space.resolve(config.model)
   cfg = train_step.step_config(config)
-  model = supernet.build(space, _CLASSES.value, dropout_rate=config.model.dropout_rate,
-                         drop_connect_rate=config.model.drop_connect_rate,
-                         depthwise_impl=config.model.depthwise_impl)
+  model = supernet.from_config(config, space, _CLASSES.value)
   tx, _ = optim.make(config.optim, 100, int(config.train.steps))
   mesh = mesh_lib.make_mesh()
   step = train_step.make_train_step(model, tx, cfg, mesh)

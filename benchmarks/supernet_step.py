@@ -40,13 +40,16 @@ def main() -> None:
   parser.add_argument("--classes", type=int, default=100)
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--depthwise_impl", default="auto", choices=("auto", "shift", "lax"))
+  parser.add_argument("--remat", default="layer", choices=supernet.REMAT)
+  parser.add_argument("--dtype", default="float32", choices=tuple(supernet.DTYPES))
   parser.add_argument("--masked", action="store_true",
                       help="pure masking (no lax.cond/switch): every subnet costs the max")
   args = parser.parse_args()
 
   space = search_space.get_space(args.space)
   model = supernet.build(space, args.classes, depthwise_impl=args.depthwise_impl,
-                         conditional=not args.masked)
+                         conditional=not args.masked, remat=args.remat,
+                         dtype=supernet.DTYPES[args.dtype])
   variables = supernet.init_variables(model, 0, args.resolution)
   params, stats = variables["params"], variables["batch_stats"]
   rng = np.random.default_rng(0)
@@ -96,7 +99,8 @@ def main() -> None:
 
   mode = "masked" if args.masked else "conditional"
   print(f"space={args.space} batch={args.batch} res={res} mode={mode} "
-        f"depthwise={args.depthwise_impl} backend={jax.default_backend()} "
+        f"depthwise={args.depthwise_impl} remat={args.remat} dtype={args.dtype} "
+        f"backend={jax.default_backend()} "
         f"devices={jax.device_count()}")
   t0 = time.perf_counter()
   jax.block_until_ready(fwd_bwd(params, stats, arrays(archs["max"])))

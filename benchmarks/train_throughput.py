@@ -44,8 +44,7 @@ def main(argv):
   bl, bu = config.train.batch_size, config.train.unlabelled_batch_size
   cfg = train_step.StepConfig(variant=config.loss.variant, scheme=config.train.sampling,
                               num_random=config.train.num_random, resolution=res)
-  model = supernet.build(space, 10, dropout_rate=config.model.dropout_rate,
-                         drop_connect_rate=config.model.drop_connect_rate)
+  model = supernet.from_config(config, space, 10)
   variables = supernet.init_variables(model, seed=0, resolution=res)
   tx, sched = optim.make(config.optim, 10, 1000)
   mesh = mesh_lib.make_mesh()

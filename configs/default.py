@@ -15,6 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.dropout_rate = 0.3
   c.model.drop_connect_rate = 0.2
   c.model.depthwise_impl = "auto"
+  c.model.dtype = "auto"  # float32 | bfloat16 | auto (bf16 on GPU/TPU, f32 on CPU)
 
   c.init = ml_collections.ConfigDict()
   c.init.checkpoint = ""  # converted directory, or a .pth with init.format
@@ -50,6 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.unlabelled_batch_size = 32
   c.train.sampling = "sandwich"  # sandwich | rss_epoch | rss_batch
   c.train.num_random = 2
+  c.train.remat = "layer"  # none | scan | layer (docs/benchmarks.md, memory table)
   c.train.log_every = 50
   c.train.checkpoint_every = 500
   c.train.eval_every = 2_000

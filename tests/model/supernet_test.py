@@ -105,7 +105,7 @@ def test_inactive_width_channels_are_exactly_zero(tiny_model):
   inter = inter["intermediates"]
   assert np.all(np.asarray(inter["stem"]["__call__"][0])[..., arch.width[0]:] == 0)
   for s in range(space.n_stages):
-    out = np.asarray(inter[f"stage{s}_layer0"]["__call__"][0])
+    out = np.asarray(inter[f"stage{s}_layer0"][0])
     assert np.all(out[..., arch.width[s + 1]:] == 0)
     assert np.any(out[..., :arch.width[s + 1]] != 0)
 
@@ -118,9 +118,9 @@ def test_inactive_layers_are_identity(tiny_model):
                          mutable=("intermediates",))
   inter = inter["intermediates"]
   for s, st in enumerate(space.stages):
-    first = np.asarray(inter[f"stage{s}_layer0"]["__call__"][0])
+    first = np.asarray(inter[f"stage{s}_layer0"][0])
     for layer in range(1, st.max_depth):
-      np.testing.assert_array_equal(inter[f"stage{s}_layer{layer}"]["__call__"][0], first)
+      np.testing.assert_array_equal(inter[f"stage{s}_layer{layer}"][0], first)
 
 
 def test_small_kernel_uses_centre_of_large_kernel(tiny_model):

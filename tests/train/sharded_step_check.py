@@ -32,7 +32,8 @@ def run(devices, variables, batches, space, model, cfg):
 
 def main(out_path):
   space = get_space("tiny")
-  model = supernet.build(space, num_classes=5, dropout_rate=0.2, drop_connect_rate=0.2)
+  model = supernet.build(space, num_classes=5, dropout_rate=0.2, drop_connect_rate=0.2,
+                         remat="layer")
   variables = jax.tree.map(np.asarray, supernet.init_variables(model, seed=1))
   cfg = train_step.StepConfig(variant="tofa", resolution=32, threshold=0.2)
   rng = np.random.default_rng(0)

@@ -49,27 +49,51 @@ def channel_mask(active: Array, size: int, dtype=jnp.float32) -> Array:
 
 
 def batch_norm(x: Array, scale: Array, bias: Array, mean: Array, var: Array, *,
-               mask: Array, train: bool, momentum: float, eps: float
-               ) -> tuple[Array, Array, Array]:
+               mask: Array, train: bool, momentum: float, eps: float,
+               axis_name: str | None = None) -> tuple[Array, Array, Array]:
   """BatchNorm over (N, H, W) on the active channels.
 
   Channels outside `mask` leave the op exactly zero and keep their running
   statistics, as PyTorch dynamic BN does by slicing. Variance is the biased
-  batch variance (flax convention).
+  batch variance (flax convention). Statistics are f32 whatever `x.dtype`; the
+  output has `x.dtype`. Inside `shard_map` over `axis_name`, the moments span the
+  global batch (synchronised BN), so N devices compute what one would.
 
   Returns:
     (y, new_mean, new_var); the statistics are unchanged when not training.
   """
   axes = tuple(range(x.ndim - 1))
+  dt = x.dtype
   if train:
-    b_mean = jnp.mean(x, axes)
-    b_var = jnp.mean(jnp.square(x - b_mean), axes)
+    global_mean = (lambda m: m) if axis_name is None else (  # noqa: E731
+        lambda m: jax.lax.pmean(m, axis_name))
+    b_mean = global_mean(jnp.mean(x, axes, dtype=jnp.float32))
+    b_var = global_mean(jnp.mean(jnp.square(x.astype(jnp.float32) - b_mean), axes))
     new_mean = jnp.where(mask > 0, momentum * mean + (1 - momentum) * b_mean, mean)
     new_var = jnp.where(mask > 0, momentum * var + (1 - momentum) * b_var, var)
   else:
     b_mean, b_var, new_mean, new_var = mean, var, mean, var
-  y = (x - b_mean) * (jax.lax.rsqrt(b_var + eps) * scale * mask) + bias * mask
+  a = jax.lax.rsqrt(b_var + eps) * scale * mask
+  y = (x - b_mean.astype(dt)) * a.astype(dt) + (bias * mask).astype(dt)
   return y, new_mean, new_var
+
+
+def batch_bernoulli(key: Array, p: Array | float, shape: tuple[int, ...],
+                    axis_name: str | None = None, rows: Array | None = None) -> Array:
+  """Per-example Bernoulli(p) draws for a batch of `shape` (batch axis first).
+
+  Inside `shard_map` over `axis_name`, `shape` is the local batch: the draws are
+  the global batch's, taken at this device's `rows` (global row indices; by
+  default its contiguous block), so N devices drop what one would.
+  """
+  if axis_name is None and rows is None:
+    return jax.random.bernoulli(key, p, shape)
+  n = shape[0]
+  devices = 1 if axis_name is None else jax.lax.axis_size(axis_name)
+  full = jax.random.bernoulli(key, p, (n * devices, *shape[1:]))
+  if rows is None:
+    return jax.lax.dynamic_slice_in_dim(full, jax.lax.axis_index(axis_name) * n, n)
+  return full[rows]
 
 
 def depthwise_conv(x: Array, w: Array, stride: int, padding: str, impl: str = "shift"
@@ -141,10 +165,15 @@ def _shift_dw_bwd(stride, ph, pw, res, g):
     diag[j, j + stride * np.arange(wo), np.arange(wo)] = 1.0
   rows = []
   for i in range(k):
+    if rows:
+      # One row at a time: tying row i's input to row i-1's result lets each
+      # row's transposed copy be freed before the next is made (XLA would
+      # otherwise make all k at once, k * |x| bytes at the layer's peak).
+      xp = xp + rows[-1][0, 0] * 0
     xi = jax.lax.slice(xp, (0, i, 0, 0), (xp.shape[0], i + (ho - 1) * stride + 1, wp,
                                           xp.shape[3]), (1, stride, 1, 1))
-    z = jnp.einsum("nhvc,nhwc->cvw", xi, g)
-    rows.append(jnp.einsum("cvw,jvw->jc", z, jnp.asarray(diag, z.dtype)))
+    z = jnp.einsum("nhvc,nhwc->cvw", xi, g, preferred_element_type=jnp.float32)
+    rows.append(jnp.einsum("cvw,jvw->jc", z, jnp.asarray(diag)))
   dw = jnp.stack(rows)[:, :, None, :]
   return dx, dw.astype(w.dtype)
 
@@ -161,7 +190,7 @@ def resolve_depthwise_impl(impl: str) -> str:
 
 def pointwise(x: Array, w: Array) -> Array:
   """1x1 conv as a matmul; `w` is HWIO (1, 1, Cin, Cout)."""
-  return jnp.einsum("nhwc,cd->nhwd", x, w[0, 0])
+  return jnp.einsum("nhwc,cd->nhwd", x, w[0, 0].astype(x.dtype))
 
 
 def transform_name(src: int, dst: int) -> str:

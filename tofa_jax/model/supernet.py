@@ -4,17 +4,21 @@
 by `arch` (the arrays of `arch.to_arrays`) on max-size weights. Width and
 expansion are channel masks; depth skips layers with `lax.cond` and kernel size
 picks the centre crop of the max kernel (optionally OFA's transformed crop) with
-`lax.switch`, so small subnets
-cost less while one program serves every subnet at a given resolution.
+`lax.switch`, so small subnets cost less while one program serves every subnet
+at a given resolution.
 
-Each layer declares its max-size parameters explicitly and computes with pure
-functions of those arrays, which is what lets `lax.cond`/`lax.switch` run over
-them (flax's lifted `nn.cond` needs identical variables in every branch).
+The supernet declares each MBConv layer's max-size parameters and statistics as
+one dict under `stage{s}_layer{l}` and computes with the pure `mbconv.MBLayer`
+functions of those arrays. That is what lets `lax.cond`/`lax.switch` run over
+them (flax's lifted `nn.cond` needs identical variables in every branch), and
+what lets `remat='scan'|'layer'` stack a stage's repeated layers on the fly into
+one `lax.scan` while the parameter tree stays the same.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -22,49 +26,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from tofa_jax.model import elastic_ops as ops
+from tofa_jax.model import mbconv, remat
 from tofa_jax.space import plan as plan_lib
 from tofa_jax.space import sampling
-from tofa_jax.space.search_space import SearchSpace, StageSpec, make_divisible
+from tofa_jax.space.search_space import SearchSpace, StageSpec
 
 Array = jax.Array
-conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+conv_init = mbconv.conv_init
 
 
-def mid_channels_max(in_widths: tuple[int, ...], expansions: tuple[float, ...]) -> int:
-  """Largest expanded width over every (active input width, expansion) pair."""
-  if max(expansions) == 1:
-    return max(in_widths)
-  return max(make_divisible(round(c * e), 8) for c in in_widths for e in expansions)
-
-
-def avg_pool_2x2(x: Array) -> Array:
-  """AttentiveNAS shortcut pooling: 2x2/2, zero padding 1 on odd sizes, pads counted."""
-  pad = 0 if x.shape[2] % 2 == 0 else 1
-  x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-  s = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
-  return s / 4.0
-
-
-def fit_channels(x: Array, size: int) -> Array:
-  """Zero-pads or truncates the channel axis to `size`."""
-  c = x.shape[-1]
-  if c >= size:
-    return x[..., :size]
-  return jnp.pad(x, ((0, 0),) * (x.ndim - 1) + ((0, size - c),))
+REMAT = ("none", "scan", "layer")
 
 
 def _declare_bn(mdl: nn.Module, name: str, size: int) -> tuple[dict, nn.Variable]:
-  p = mdl.param(name, lambda _: {"scale": jnp.ones((size,)), "bias": jnp.zeros((size,))})
-  s = mdl.variable("batch_stats", name,
-                   lambda: {"mean": jnp.zeros((size,)), "var": jnp.ones((size,))})
+  p = mdl.param(name, lambda _: mbconv.bn_init(size)[0])
+  s = mdl.variable("batch_stats", name, lambda: mbconv.bn_init(size)[1])
   return p, s
-
-
-def _bn(x: Array, p: dict, s: dict, mask: Array, train: bool, momentum: float, eps: float
-        ) -> tuple[Array, dict]:
-  y, m, v = ops.batch_norm(x, p["scale"], p["bias"], s["mean"], s["var"], mask=mask,
-                           train=train, momentum=momentum, eps=eps)
-  return y, {"mean": m, "var": v}
 
 
 class ConvBN(nn.Module):
@@ -78,6 +55,7 @@ class ConvBN(nn.Module):
   padding: str
   bn_momentum: float
   bn_eps: float
+  axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: Array, c_out: Array, train: bool) -> Array:
@@ -85,193 +63,23 @@ class ConvBN(nn.Module):
     bn_p, bn_s = _declare_bn(self, "bn", self.out_max)
     ph = plan_lib.conv_pads(x.shape[1], self.kernel, self.stride, self.padding)
     pw = plan_lib.conv_pads(x.shape[2], self.kernel, self.stride, self.padding)
-    y = jax.lax.conv_general_dilated(x, w, (self.stride,) * 2, (ph, pw),
+    y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (self.stride,) * 2, (ph, pw),
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     mask = ops.channel_mask(c_out, self.out_max)
-    y, new_s = _bn(y, bn_p, bn_s.value, mask, train, self.bn_momentum, self.bn_eps)
+    y, new_s = mbconv.bn(y, bn_p, bn_s.value, mask, train, self.bn_momentum, self.bn_eps,
+                         self.axis_name)
     if train and not self.is_initializing():
       bn_s.value = new_s
     return ops.activation(self.act, y)
 
 
-class ElasticMBConv(nn.Module):
-  """One inverted-residual layer with elastic width, expansion, kernel and depth.
-
-  Attributes:
-    in_widths: possible active input widths (the previous stage's choices).
-    stage: the stage spec.
-    first: first layer of its stage (strided, may change width).
-    can_skip: the layer is inactive for some depth choice.
-    shortcut: 'identity' or 'attentive'.
-  """
-
-  in_widths: tuple[int, ...]
-  stage: StageSpec
-  first: bool
-  can_skip: bool
-  shortcut: str
-  padding: str
-  bn_momentum: float
-  bn_eps: float
-  depthwise_impl: str
-  conditional: bool
-  drop_connect_rate: float
-  kernel_transform: bool = False
-
-  @property
-  def stride(self) -> int:
-    return self.stage.stride if self.first else 1
-
-  @nn.compact
-  def __call__(self, x: Array, c_in: Array, c_out: Array, kernel: Array, expand: Array,
-               active: Array, train: bool) -> Array:
-    st = self.stage
-    in_max, out_max = max(self.in_widths), max(st.widths)
-    has_expand = max(st.expansions) != 1
-    mid_max = mid_channels_max(self.in_widths, st.expansions)
-    se_max = make_divisible(mid_max // 4, 8)
-    k_max = max(st.kernels)
-
-    p, stats = {}, {}
-    if has_expand:
-      p["expand"] = self.param("expand", conv_init, (1, 1, in_max, mid_max))
-      p["expand_bn"], stats["expand_bn"] = _declare_bn(self, "expand_bn", mid_max)
-    p["depthwise"] = self.param("depthwise", conv_init, (k_max, k_max, 1, mid_max))
-    if self.kernel_transform:
-      sizes = sorted(st.kernels, reverse=True)
-      p["transforms"] = {
-          ops.transform_name(a, b): self.param(ops.transform_name(a, b), _eye_init, (b * b,) * 2)
-          for a, b in zip(sizes, sizes[1:], strict=False)}
-    p["depthwise_bn"], stats["depthwise_bn"] = _declare_bn(self, "depthwise_bn", mid_max)
-    if st.se:
-      p["se_reduce"] = self.param("se_reduce", conv_init, (1, 1, mid_max, se_max))
-      p["se_reduce_bias"] = self.param("se_reduce_bias", nn.initializers.zeros, (se_max,))
-      p["se_expand"] = self.param("se_expand", conv_init, (1, 1, se_max, mid_max))
-      p["se_expand_bias"] = self.param("se_expand_bias", nn.initializers.zeros, (mid_max,))
-    p["project"] = self.param("project", conv_init, (1, 1, mid_max, out_max))
-    p["project_bn"], stats["project_bn"] = _declare_bn(self, "project_bn", out_max)
-    if self.shortcut == "attentive" and self.first:
-      p["shortcut"] = self.param("shortcut", conv_init, (1, 1, in_max, out_max))
-
-    if self.is_initializing():
-      # Parameter shapes depend on the space only; skip tracing the layer math
-      # (it dominates init's compile time) and return the output's shape.
-      ho, wo = (plan_lib.conv_out_size(n, k_max, self.stride, self.padding) for n in x.shape[1:3])
-      return jnp.zeros((x.shape[0], ho, wo, out_max), x.dtype)
-
-    drop_key = None
-    if train and self.drop_connect_rate > 0 and self._has_residual():
-      drop_key = self.make_rng("dropout")
-
-    stat_values = {k: v.value for k, v in stats.items()}
-    forward = functools.partial(self._forward, c_in=c_in, c_out=c_out, kernel=kernel,
-                                expand=expand, train=train, drop_key=drop_key)
-    if not self.can_skip:
-      y, new_stats = forward(p, stat_values, x)
-    elif self.conditional:
-      y, new_stats = jax.lax.cond(active, forward, lambda p_, s_, x_: (x_, s_),
-                                  p, stat_values, x)
-    else:
-      y, new_stats = forward(p, stat_values, x)
-      y = jnp.where(active, y, x)
-      new_stats = jax.tree.map(lambda n, o: jnp.where(active, n, o), new_stats, stat_values)
-    if train and not self.is_initializing():
-      for k, v in stats.items():
-        v.value = new_stats[k]
-    return y
-
-  def _has_residual(self) -> bool:
-    return self.shortcut == "attentive" or not self.first or self.stride == 1
-
-  def _forward(self, p: dict, s: dict, x: Array, *, c_in, c_out, kernel, expand, train,
-               drop_key) -> tuple[Array, dict]:
-    st = self.stage
-    out_max = max(st.widths)
-    bn = functools.partial(_bn, train=train, momentum=self.bn_momentum, eps=self.bn_eps)
-    new_s = {}
-    if "expand" in p:
-      mid = ops.make_divisible(jnp.round(c_in.astype(jnp.float32) * expand))
-      m_mid = ops.channel_mask(mid, p["expand"].shape[-1])
-      h, new_s["expand_bn"] = bn(ops.pointwise(x, p["expand"]), p["expand_bn"],
-                                 s["expand_bn"], m_mid)
-      h = ops.activation(st.act, h)
-    else:
-      mid = c_in
-      m_mid = ops.channel_mask(mid, x.shape[-1])
-      h = x
-    h = self._depthwise(h, p["depthwise"], p.get("transforms"), kernel)
-    h, new_s["depthwise_bn"] = bn(h, p["depthwise_bn"], s["depthwise_bn"], m_mid)
-    h = ops.activation(st.act, h)
-    if st.se:
-      se_mid = ops.make_divisible(mid // 4)
-      m_se = ops.channel_mask(se_mid, p["se_reduce"].shape[-1])
-      pooled = jnp.mean(h, axis=(1, 2))
-      r = jax.nn.relu(pooled @ p["se_reduce"][0, 0] + p["se_reduce_bias"]) * m_se
-      g = ops.hard_sigmoid(r @ p["se_expand"][0, 0] + p["se_expand_bias"])
-      h = h * g[:, None, None, :]
-    m_out = ops.channel_mask(c_out, out_max)
-    y, new_s["project_bn"] = bn(ops.pointwise(h, p["project"]), p["project_bn"],
-                                s["project_bn"], m_out)
-    residual, has_residual = self._shortcut(x, p, c_in, c_out, m_out)
-    if residual is not None:
-      if drop_key is not None:
-        keep = 1.0 - self.drop_connect_rate
-        keep_mask = jax.random.bernoulli(drop_key, keep, (y.shape[0], 1, 1, 1))
-        y = jnp.where(has_residual, y * keep_mask.astype(y.dtype) / keep, y)
-      y = y + residual
-    return y, new_s
-
-  def _depthwise(self, h: Array, w: Array, transforms: dict | None, kernel: Array) -> Array:
-    impl = ops.resolve_depthwise_impl(self.depthwise_impl)
-    kernels = self.stage.kernels
-    k_max = w.shape[0]
-
-    def conv(k):
-      def run(h_, w_, t_):
-        return ops.depthwise_conv(h_, ops.sized_kernel(w_, k, kernels, t_), self.stride,
-                                  self.padding, impl)
-      return run
-
-    if len(kernels) == 1:
-      return conv(k_max)(h, w, transforms)
-    if self.conditional:
-      index = jnp.argmax(jnp.asarray(kernels) == kernel)
-      return jax.lax.switch(index, [conv(k) for k in kernels], h, w, transforms)
-    # Pure masking: the active kernel zero-padded to k_max. The crop's centre
-    # tap lands on the same input pixel for every k, 'same' padding too.
-    def padded(k):
-      pad = (k_max - k) // 2
-      return jnp.pad(ops.sized_kernel(w, k, kernels, transforms), [(pad, pad)] * 2 + [(0, 0)] * 2)
-
-    w_active = sum(jnp.where(kernel == k, 1.0, 0.0) * padded(k) for k in kernels)
-    return conv(k_max)(h, w_active, None)
-
-  def _shortcut(self, x: Array, p: dict, c_in: Array, c_out: Array, m_out: Array
-                ) -> tuple[Array | None, Array | bool]:
-    """(residual to add or None, whether the layer really is residual)."""
-    out_max = m_out.shape[0]
-    same_width = c_in == c_out
-    if not self.first:
-      return x, True
-    if self.shortcut == "identity":
-      if self.stride != 1:
-        return None, False
-      # Residual only when the active widths agree (a data-dependent choice).
-      return jnp.where(same_width, fit_channels(x, out_max), 0.0), same_width
-    pooled = avg_pool_2x2(x) if self.stride > 1 else x
-    projected = ops.pointwise(pooled, p["shortcut"]) * m_out
-    return jnp.where(same_width, fit_channels(pooled, out_max), projected), True
-
-
-def _eye_init(_key, shape, dtype=jnp.float32) -> Array:
-  return jnp.eye(shape[0], dtype=dtype)
-
-
 class Head(nn.Module):
-  """MobileNetV3 'v3' head (expand, pool, feature mix) or EfficientNet 'conv' head."""
+  """MobileNetV3 'v3' head (expand, pool, feature mix) or EfficientNet 'conv' head.
+  Features come out f32 (pooling accumulates in f32)."""
 
   space: SearchSpace
   bn_momentum: float
+  axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: Array, c_last: Array, c_head: Array, train: bool) -> Array:
@@ -279,13 +87,13 @@ class Head(nn.Module):
     last_max, head_max = max(sp.stages[-1].widths), max(sp.head_widths)
     if sp.head == "conv":
       x = ConvBN(last_max, head_max, 1, 1, sp.head_act, sp.padding, self.bn_momentum,
-                 sp.bn_eps, name="conv")(x, c_head, train)
-      return jnp.mean(x, axis=(1, 2))
+                 sp.bn_eps, self.axis_name, name="conv")(x, c_head, train)
+      return jnp.mean(x, axis=(1, 2), dtype=jnp.float32)
     exp_max = round(last_max * sp.head_expand)
     c_exp = jnp.round(c_last.astype(jnp.float32) * sp.head_expand).astype(jnp.int32)
     x = ConvBN(last_max, exp_max, 1, 1, sp.head_act, sp.padding, self.bn_momentum, sp.bn_eps,
-               name="final_expand")(x, c_exp, train)
-    pooled = jnp.mean(x, axis=(1, 2))
+               self.axis_name, name="final_expand")(x, c_exp, train)
+    pooled = jnp.mean(x, axis=(1, 2), dtype=jnp.float32)
     w = self.param("feature_mix", conv_init, (1, 1, exp_max, head_max))
     y = pooled @ w[0, 0]
     if sp.head_bias:
@@ -307,6 +115,15 @@ class Supernet(nn.Module):
     depthwise_impl: 'shift', 'lax' or 'auto' (shift on CPU, lax elsewhere).
     conditional: skip inactive layers and pick kernels with lax.cond/switch
       (False: pure masking; same outputs, max-subnet cost for every subnet).
+    remat: 'none' runs every layer in line; 'scan' runs each stage's layers
+      after the first as one `lax.scan` (one compiled body per stage); 'layer'
+      also rematerialises every MBConv layer in the backward pass, keeping only
+      layer inputs (MaxText's scan_layers + remat_policy). Outputs and the
+      parameter tree are the same for all three.
+    dtype: activations and convolutions; parameters, BN statistics, pooled
+      features and logits stay f32.
+    axis_name: the mesh axis the batch is split over when applied inside
+      `shard_map`: BN moments and dropout masks then span the global batch.
   """
 
   space: SearchSpace
@@ -316,43 +133,135 @@ class Supernet(nn.Module):
   bn_momentum: float = 0.9
   depthwise_impl: str = "auto"
   conditional: bool = True
+  remat: str = "none"
+  dtype: Any = jnp.float32
+  axis_name: str | None = None
+
+  def __post_init__(self):
+    if self.remat not in REMAT:
+      raise ValueError(f"train.remat={self.remat!r} is unknown; choose one of {list(REMAT)}")
+    super().__post_init__()
 
   @nn.compact
   def __call__(self, images: Array, arch: dict[str, Array], *, train: bool,
-               resolution: int | None = None) -> Array:
-    """Logits of the subnet `arch` for NHWC `images`.
+               resolution: int | None = None, rows: Array | None = None) -> Array:
+    """Logits (f32) of the subnet `arch` for NHWC `images`.
 
     Args:
       images: (N, H, W, 3) float images; resized to `resolution` if it differs.
       arch: dict of arrays from `arch.to_arrays` (width, depth, kernel, expand).
       train: batch statistics and dropout (update `batch_stats` with mutable).
       resolution: the active resolution (static: one program per resolution).
+      rows: each image's row in the global batch, when a `shard_map`ped step
+        holds a device's share of several concatenated views; dropout and
+        drop-connect masks follow the row, not the device layout.
     """
     sp = self.space
     if resolution is not None and images.shape[1:3] != (resolution, resolution):
       images = jax.image.resize(images, (images.shape[0], resolution, resolution,
                                          images.shape[3]), method="bicubic")
-    width, depth = arch["width"], arch["depth"]
+    width = arch["width"]
     x = ConvBN(3, max(sp.stem_widths), 3, 2, sp.stem_act, sp.padding, self.bn_momentum,
-               sp.bn_eps, name="stem")(images, width[0], train)
+               sp.bn_eps, self.axis_name, name="stem")(images.astype(self.dtype), width[0], train)
     in_widths, c_in = sp.stem_widths, width[0]
     layer_idx = 0
     for s, st in enumerate(sp.stages):
-      for layer in range(st.max_depth):
-        rate = self.drop_connect_rate * layer_idx / sp.n_layers
-        x = ElasticMBConv(
-            in_widths=in_widths if layer == 0 else st.widths, stage=st, first=layer == 0,
-            can_skip=layer >= min(st.depths), shortcut=sp.shortcut, padding=sp.padding,
-            bn_momentum=self.bn_momentum, bn_eps=sp.bn_eps, depthwise_impl=self.depthwise_impl,
-            conditional=self.conditional, drop_connect_rate=rate,
-            kernel_transform=sp.kernel_transform, name=f"stage{s}_layer{layer}",
-        )(x, c_in if layer == 0 else width[s + 1], width[s + 1], arch["kernel"][s, layer],
-          arch["expand"][s, layer], layer < depth[s], train)
-        layer_idx += 1
+      x = self._stage(s, x, in_widths, c_in, arch, layer_idx, train, rows)
+      layer_idx += st.max_depth
       in_widths, c_in = st.widths, width[s + 1]
-    features = Head(sp, self.bn_momentum, name="head")(x, c_in, width[-1], train)
-    features = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+    features = Head(sp, self.bn_momentum, self.axis_name, name="head")(x, c_in, width[-1],
+                                                                       train)
+    if train and self.dropout_rate > 0:
+      keep = 1.0 - self.dropout_rate
+      mask = ops.batch_bernoulli(self.make_rng("dropout"), keep, features.shape, self.axis_name,
+                                 rows)
+      features = jnp.where(mask, features / keep, 0.0)
     return nn.Dense(self.num_classes, name="classifier")(features)
+
+  def _layer(self, st: StageSpec, in_widths: tuple[int, ...], first: bool, can_skip: bool
+             ) -> mbconv.MBLayer:
+    sp = self.space
+    return mbconv.MBLayer(
+        in_widths=in_widths, stage=st, first=first, can_skip=can_skip, shortcut=sp.shortcut,
+        padding=sp.padding, bn_momentum=self.bn_momentum, bn_eps=sp.bn_eps,
+        depthwise_impl=self.depthwise_impl, conditional=self.conditional,
+        kernel_transform=sp.kernel_transform, axis_name=self.axis_name)
+
+  def _stage(self, s: int, x: Array, in_widths: tuple[int, ...], c_in: Array,
+             arch: dict[str, Array], layer_idx: int, train: bool, rows: Array | None
+             ) -> Array:
+    """Stage `s`'s layers: the first in line, the others in line or scanned."""
+    sp, st = self.space, self.space.stages[s]
+    # Layers after the first share one spec: in a scan every one of them may
+    # skip; in line, only those at or past the smallest depth.
+    # A one-trip loop is inlined by XLA, which undoes the remat inside it.
+    scanned = self.remat != "none" and st.max_depth > 2
+    specs = [self._layer(st, in_widths if layer == 0 else st.widths, layer == 0,
+                         layer >= (1 if scanned else min(st.depths)))
+             for layer in range(st.max_depth)]
+    first, rest = specs[0], specs[-1]
+    params, stats, keys, rates = [], [], [], []
+    for layer, spec in enumerate(specs):
+      name = f"stage{s}_layer{layer}"
+      params.append(self.param(name, spec.init_params))
+      stats.append(self.variable("batch_stats", name, spec.init_stats))
+      rates.append(self.drop_connect_rate * (layer_idx + layer) / sp.n_layers)
+      keys.append(self.make_rng("dropout") if train and rates[-1] > 0 and spec.has_residual
+                  else None)
+    if self.is_initializing():
+      # Parameter shapes depend on the space only; skip tracing the layer math
+      # (it dominates init's compile time) and return the output's shape.
+      return jnp.zeros(rest.out_shape(first.out_shape(x.shape)), x.dtype)
+
+    c_out = arch["width"][s + 1]
+    kernels, expands = arch["kernel"][s, :st.max_depth], arch["expand"][s, :st.max_depth]
+    actives = jnp.arange(st.max_depth) < arch["depth"][s]
+    def run(spec, p, stat, h, c, k, e, a, key, r):
+      fn = functools.partial(_run, spec, train)
+      if self.remat == "layer":
+        fn = remat.recompute(fn)
+      return fn((p, h), (stat, c, c_out, k, e, a, key, r, rows))
+
+    x, new_first = run(first, params[0], stats[0].value, x, c_in, kernels[0], expands[0],
+                       actives[0], keys[0], rates[0])
+    new_stats, outputs = [new_first], [x]
+    if not scanned:
+      for layer in range(1, st.max_depth):
+        x, new = run(specs[layer], params[layer], stats[layer].value, x, c_out, kernels[layer],
+                     expands[layer], actives[layer], keys[layer], rates[layer])
+        new_stats.append(new)
+        outputs.append(x)
+    else:
+      stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)  # noqa: E731
+      capture = self.is_mutable_collection("intermediates")
+
+      def body(h, xs):
+        p, s_, k, e, a, key, r = xs
+        h, new = run(rest, p, s_, h, c_out, k, e, a, key, r)
+        return h, (new, h if capture else None)
+
+      xs = (stack(params[1:]), stack([v.value for v in stats[1:]]), kernels[1:], expands[1:],
+            actives[1:], None if keys[1] is None else jnp.stack(keys[1:]),
+            jnp.asarray(rates[1:], jnp.float32))
+      x, (stacked, ys) = jax.lax.scan(body, x, xs)
+      for i in range(st.max_depth - 1):
+        new_stats.append(jax.tree.map(lambda a, i=i: a[i], stacked))
+        outputs.append(None if ys is None else ys[i])
+    for layer, y in enumerate(outputs):
+      if y is not None:
+        self.sow("intermediates", f"stage{s}_layer{layer}", y)
+    if train:
+      for var, new in zip(stats, new_stats, strict=True):
+        var.value = new
+    return x
+
+
+def _run(spec: mbconv.MBLayer, train: bool, diff: tuple, const: tuple) -> tuple[Array, dict]:
+  """One layer as `f((params, x), constants)`, the form `remat.recompute` takes."""
+  p, x = diff
+  s, c_in, c_out, kernel, expand, active, key, rate, rows = const
+  return spec.run(p, s, x, c_in=c_in, c_out=c_out, kernel=kernel, expand=expand,
+                  active=active, train=train, drop_key=key, drop_rate=rate, rows=rows)
 
 
 def build(space: SearchSpace, num_classes: int, **kwargs) -> Supernet:
@@ -395,3 +304,24 @@ def init_variables(model: Supernet, seed: int = 0, resolution: int | None = None
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_out)).astype(np.float32)
 
   return jax.tree.map(jnp.asarray, jax.tree_util.tree_map_with_path(fill, shapes))
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def resolve_dtype(name: str) -> Any:
+  """`model.dtype`: float32, bfloat16, or auto (bf16 on GPU/TPU, f32 on CPU)."""
+  if name == "auto":
+    return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+  if name not in DTYPES:
+    raise ValueError(f"model.dtype={name!r} is unknown; choose one of {[*DTYPES, 'auto']}")
+  return DTYPES[name]
+
+
+def from_config(config, space: SearchSpace, num_classes: int) -> Supernet:
+  """The supernet a run's config trains: `model.*` and `train.remat`."""
+  return Supernet(space=space, num_classes=num_classes,
+                  dropout_rate=config.model.dropout_rate,
+                  drop_connect_rate=config.model.drop_connect_rate,
+                  depthwise_impl=config.model.depthwise_impl,
+                  remat=config.train.remat, dtype=resolve_dtype(config.model.dtype))

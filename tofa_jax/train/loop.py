@@ -85,9 +85,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   data = loading.load_data(config)
   _check(config, data, cfg, space)
   num_classes = data.num_classes
-  model = supernet.build(space, num_classes, dropout_rate=config.model.dropout_rate,
-                         drop_connect_rate=config.model.drop_connect_rate,
-                         depthwise_impl=config.model.depthwise_impl)
+  model = supernet.from_config(config, space, num_classes)
   variables = supernet.init_variables(model, seed=config.seed, resolution=cfg.resolution)
   mean, std = pretrained.normalization(config)
   if config.init.checkpoint:

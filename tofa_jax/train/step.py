@@ -2,8 +2,11 @@
 
 `make_train_step` returns `step(state, batch, subnets) -> (state, metrics)`,
 jitted over a device mesh with the batch sharded on its `data` axis and the
-state replicated, so the same code runs on 1 or N devices (XLA inserts the
-cross-device reductions; BatchNorm statistics are over the global batch).
+state replicated, so the same code runs on 1 or N devices. The forward and
+backward passes run per device under `shard_map`: BatchNorm moments and dropout
+masks span the global batch, and each device's gradient stays local until one
+all-reduce per step (a `pmean` after the last subnet); the optimiser update then
+runs replicated.
 
 Sandwich scheme (default), per step:
   1. the max subnet runs once, in training mode, on the weak labelled, weak
@@ -137,15 +140,32 @@ def abstract_batch(cfg: StepConfig, batch_size: int, unlabelled_batch_size: int,
   return batch
 
 
+def global_rows(views: list[jax.Array], axis_name: str | None) -> jax.Array | None:
+  """Each local image's row in the global batch `concatenate(views)` (every view
+  split evenly over `axis_name`), or None outside `shard_map`."""
+  if axis_name is None:
+    return None
+  device, devices = jax.lax.axis_index(axis_name), jax.lax.axis_size(axis_name)
+  rows, start = [], 0
+  for v in views:
+    n = v.shape[0]
+    rows.append(start + device * n + jnp.arange(n))
+    start += n * devices
+  return jnp.concatenate(rows)
+
+
 def loss_and_grads(model, cfg: StepConfig) -> Callable:
   """`f(params, batch_stats, batch, subnets, key) -> ((loss, (batch_stats, metrics)),
   grads)`: what one step differentiates, for `cfg.scheme`."""
   space = model.space
   max_arrays = arch_lib.to_arrays(space, sampling.max_arch(space))
   use_fm, use_dist_u = losses.terms(cfg.variant)
-  apply = lambda v, x, a, key: model.apply(  # noqa: E731
-      v, x, a, train=True, resolution=cfg.resolution, mutable=["batch_stats"],
-      rngs={"dropout": key})
+
+  def apply(variables, views, arrays, key):
+    """The subnet on the concatenated views (rows follow the global batch's order)."""
+    return model.apply(variables, jnp.concatenate(views), arrays, train=True,
+                       resolution=cfg.resolution, mutable=["batch_stats"],
+                       rngs={"dropout": key}, rows=global_rows(views, model.axis_name))
 
   def sandwich_grads(params, batch_stats, batch, subnets, key):
     """The sandwich's loss and gradient, one backward per subnet: the max subnet's
@@ -162,8 +182,8 @@ def loss_and_grads(model, cfg: StepConfig) -> Callable:
     key_max, key_sub = jax.random.split(key)
 
     def max_loss(p):
-      logits, new_vars = apply({"params": p, "batch_stats": batch_stats},
-                               jnp.concatenate(views), max_arrays, key_max)
+      logits, new_vars = apply({"params": p, "batch_stats": batch_stats}, views, max_arrays,
+                               key_max)
       metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
                                              cfg.label_smoothing)}
       total = metrics["loss_lab"]
@@ -177,7 +197,7 @@ def loss_and_grads(model, cfg: StepConfig) -> Callable:
     (total, (logits, new_stats, metrics)), grads = jax.value_and_grad(
         max_loss, has_aux=True)(params)
     teacher = jax.lax.stop_gradient(logits)
-    x_sub = jnp.concatenate(views[:2]) if use_dist_u else batch["images"]
+    x_sub = views[:2] if use_dist_u else views[:1]
 
     def one_subnet(carry, xs):
       arrays, k = xs
@@ -209,7 +229,7 @@ def loss_and_grads(model, cfg: StepConfig) -> Callable:
     arrays = jax.tree.map(lambda a: a[0], subnets)
     views = [batch["images"]] + ([batch["unlabelled_weak"], batch["unlabelled_strong"]]
                                  if use_fm else [])
-    logits, new_vars = apply(variables, jnp.concatenate(views), arrays, key)
+    logits, new_vars = apply(variables, views, arrays, key)
     metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
                                            cfg.label_smoothing)}
     total = metrics["loss_lab"]
@@ -231,12 +251,28 @@ def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, me
   """The jitted step. `batch` holds `images` (B_l, H, W, 3), `labels` (B_l,) and,
   when the variant uses unlabelled data, `unlabelled_weak`/`unlabelled_strong`
   (B_u, H, W, 3). `subnets` are `stacked` arrays of `step_archs`."""
-  grads_fn = loss_and_grads(model, cfg)
+  axis = mesh.axis_names[0]
+  grads_fn = loss_and_grads(model.clone(axis_name=axis), cfg)
+
+  def local_grads(params, batch_stats, batch, subnets, key):
+    """One device's share: its slice of the batch, BN moments and dropout masks
+    over the global batch, and its partial gradient, reduced once at the end."""
+    (loss, (batch_stats, metrics)), grads = grads_fn(params, batch_stats, batch, subnets, key)
+    loss, metrics, grads = jax.lax.pmean((loss, metrics, grads), axis)
+    return (loss, (batch_stats, metrics)), grads
+
+  # check_vma=False: the parameters enter replicated and each device
+  # differentiates its own copy, so gradients stay per device through the
+  # subnet scan (no reduction per subnet) until the one pmean above.
+  sharded_grads = jax.shard_map(
+      local_grads, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(axis),
+                                        PartitionSpec(), PartitionSpec()),
+      out_specs=PartitionSpec(), check_vma=False)
 
   def step(state: TrainState, batch: dict, subnets: dict) -> tuple[TrainState, dict]:
     key = jax.random.fold_in(state.rng, state.step)
-    (loss, (batch_stats, metrics)), grads = grads_fn(state.params, state.batch_stats, batch,
-                                                     subnets, key)
+    (loss, (batch_stats, metrics)), grads = sharded_grads(state.params, state.batch_stats,
+                                                          batch, subnets, key)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics["loss"] = loss
