@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tofa_jax.model import remat
 from tofa_jax.space import plan as plan_lib
 
 Array = jax.Array
@@ -65,10 +66,12 @@ def batch_norm(x: Array, scale: Array, bias: Array, mean: Array, var: Array, *,
   axes = tuple(range(x.ndim - 1))
   dt = x.dtype
   if train:
-    global_mean = (lambda m: m) if axis_name is None else (  # noqa: E731
-        lambda m: jax.lax.pmean(m, axis_name))
-    b_mean = global_mean(jnp.mean(x, axes, dtype=jnp.float32))
-    b_var = global_mean(jnp.mean(jnp.square(x.astype(jnp.float32) - b_mean), axes))
+    b_mean = jnp.mean(x, axes, dtype=jnp.float32)
+    if axis_name is not None:
+      b_mean = jax.lax.pmean(b_mean, axis_name)
+    b_var = jnp.mean(jnp.square(x.astype(jnp.float32) - b_mean), axes)
+    if axis_name is not None:
+      b_var = jax.lax.pmean(b_var, axis_name)
     new_mean = jnp.where(mask > 0, momentum * mean + (1 - momentum) * b_mean, mean)
     new_var = jnp.where(mask > 0, momentum * var + (1 - momentum) * b_var, var)
   else:
@@ -169,7 +172,7 @@ def _shift_dw_bwd(stride, ph, pw, res, g):
       # One row at a time: tying row i's input to row i-1's result lets each
       # row's transposed copy be freed before the next is made (XLA would
       # otherwise make all k at once, k * |x| bytes at the layer's peak).
-      xp = xp + rows[-1][0, 0] * 0
+      xp = remat.after(xp, rows[-1])
     xi = jax.lax.slice(xp, (0, i, 0, 0), (xp.shape[0], i + (ho - 1) * stride + 1, wp,
                                           xp.shape[3]), (1, stride, 1, 1))
     z = jnp.einsum("nhvc,nhwc->cvw", xi, g, preferred_element_type=jnp.float32)

@@ -18,26 +18,29 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
+def _inexact(x) -> bool:
+  return jnp.issubdtype(x.dtype, jnp.inexact)
+
+
 def _zero_cotangent(x):
-  x = np.asarray(x) if not isinstance(x, jax.Array) else x
-  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.extended) or not jax.numpy.issubdtype(
-      x.dtype, jax.numpy.inexact):
+  x = x if isinstance(x, jax.Array) else np.asarray(x)
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.extended) or not _inexact(x):
     return np.zeros(x.shape, jax.dtypes.float0)
-  return jax.numpy.zeros_like(x)
+  return jnp.zeros_like(x)
 
 
-def _after(tree, cotangent):
-  """`tree`, made to depend on `cotangent` for schedulers that see through
+def after(tree, dependency):
+  """`tree`, made to depend on `dependency` for schedulers that see through
   optimisation barriers (XLA CPU expands them before scheduling): each float
-  leaf gets 0 * one element of the cotangent added. Values are unchanged unless
-  that element is not finite, in which case the gradient already is not."""
-  first = jax.tree.leaves(cotangent)[0].reshape(-1)[0].astype(np.float32) * 0
-  return jax.tree.map(
-      lambda a: a + first.astype(a.dtype) if jax.numpy.issubdtype(a.dtype, jax.numpy.inexact)
-      else a, tree)
+  leaf gets 0 * one element of `dependency` added, so nothing computed from
+  `tree` can run before `dependency` exists. Values are unchanged unless that
+  element is not finite (a non-finite cotangent makes the gradient so anyway)."""
+  zero = jax.tree.leaves(dependency)[0].reshape(-1)[0].astype(np.float32) * 0
+  return jax.tree.map(lambda a: a + zero.astype(a.dtype) if _inexact(a) else a, tree)
 
 
 def recompute(fn: Callable) -> Callable:
@@ -54,7 +57,7 @@ def recompute(fn: Callable) -> Callable:
 
   def bwd(saved, cotangent):
     diff, const, cotangent = jax.lax.optimization_barrier((*saved, cotangent))
-    diff = _after(diff, cotangent)
+    diff = after(diff, cotangent)
     _, vjp = jax.vjp(lambda d: fn(d, const), diff)
     return vjp(cotangent)[0], jax.tree.map(_zero_cotangent, const)
 

@@ -192,10 +192,10 @@ class Supernet(nn.Module):
              ) -> Array:
     """Stage `s`'s layers: the first in line, the others in line or scanned."""
     sp, st = self.space, self.space.stages[s]
-    # Layers after the first share one spec: in a scan every one of them may
-    # skip; in line, only those at or past the smallest depth.
     # A one-trip loop is inlined by XLA, which undoes the remat inside it.
     scanned = self.remat != "none" and st.max_depth > 2
+    # Layers after the first share one spec in a scan (any of them may skip);
+    # in line, only those at or past the smallest depth can.
     specs = [self._layer(st, in_widths if layer == 0 else st.widths, layer == 0,
                          layer >= (1 if scanned else min(st.depths)))
              for layer in range(st.max_depth)]
@@ -216,6 +216,7 @@ class Supernet(nn.Module):
     c_out = arch["width"][s + 1]
     kernels, expands = arch["kernel"][s, :st.max_depth], arch["expand"][s, :st.max_depth]
     actives = jnp.arange(st.max_depth) < arch["depth"][s]
+
     def run(spec, p, stat, h, c, k, e, a, key, r):
       fn = functools.partial(_run, spec, train)
       if self.remat == "layer":
