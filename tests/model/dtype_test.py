@@ -36,9 +36,9 @@ def test_bf16_activations_f32_parameters_statistics_and_logits(remat):
   convs = [d for p, d in image_shaped if p in ("conv_general_dilated", "dot_general")]
   # 1x1 convs, stem and shortcuts (a scanned body counts once)
   assert len(convs) >= 15 and set(convs) == {"bfloat16"}
-  # The only f32 image-shaped values are the ones BN's f32 moments read.
-  assert {p for p, d in image_shaped if d == "float32"} == {"convert_element_type", "sub",
-                                                          "square"}
+  # The only f32 image-shaped values are the ones BN's f32 variance reads: the
+  # centred bf16 activations, converted, and their squares.
+  assert {p for p, d in image_shaped if d == "float32"} == {"convert_element_type", "square"}
   logits, new = jax.jit(apply)(variables, images(n, 32))
   assert logits.dtype == jnp.float32
   assert {x.dtype for x in jax.tree.leaves(new)} == {jnp.dtype("float32")}

@@ -199,14 +199,15 @@ def test_dropout_and_drop_connect_come_from_config():
                                 jit_apply(no_drop)(variables, x, arrays, train=False))
 
 
-@pytest.mark.parametrize("stride,padding,size", [(1, "symmetric", 8), (2, "symmetric", 9),
-                                                 (2, "same", 8), (2, "same", 9),
-                                                 (1, "symmetric", 21), (2, "same", 37)])
-def test_shift_depthwise_matches_xla_grouped_conv(stride, padding, size):
+@pytest.mark.parametrize("stride,padding,size,kernel", [
+    (1, "symmetric", 8, 5), (2, "symmetric", 9, 5), (2, "same", 8, 5), (2, "same", 9, 5),
+    (1, "symmetric", 21, 5), (2, "same", 37, 5), (2, "same", 10, 3), (2, "symmetric", 11, 3),
+    (2, "same", 15, 7), (2, "symmetric", 14, 7), (1, "same", 9, 3)])
+def test_shift_depthwise_matches_xla_grouped_conv(stride, padding, size, kernel):
   from tofa_jax.model import elastic_ops as ops
 
   x = jax.random.normal(jax.random.key(0), (2, size, size, 6))
-  w = jax.random.normal(jax.random.key(1), (5, 5, 1, 6))
+  w = jax.random.normal(jax.random.key(1), (kernel, kernel, 1, 6))
 
   def loss(impl):
     return lambda x, w: jnp.sum(jnp.sin(ops.depthwise_conv(x, w, stride, padding, impl)))

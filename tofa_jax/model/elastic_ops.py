@@ -19,15 +19,42 @@ from tofa_jax.space import plan as plan_lib
 Array = jax.Array
 
 
+@jax.custom_jvp
+def _swish(x: Array) -> Array:
+  return jax.nn.silu(x)
+
+
+@_swish.defjvp
+def _swish_jvp(primals, tangents):
+  # The derivative as one function of x, so a backward pass keeps one tensor
+  # per swish (autodiff of x * sigmoid(x) keeps x and sigmoid(x)).
+  (x,), (dx,) = primals, tangents
+  sig = jax.nn.sigmoid(x)
+  return x * sig, dx * (sig * (1 + x * (1 - sig)))
+
+
+@jax.custom_jvp
+def _hswish(x: Array) -> Array:
+  return x * jax.nn.relu6(x + 3.0) / 6.0
+
+
+@_hswish.defjvp
+def _hswish_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  # relu6's convention at its kinks (derivative 0 at x + 3 in {0, 6}).
+  slope = jnp.where(x <= -3.0, 0.0, jnp.where(x >= 3.0, 1.0, (2.0 * x + 3.0) / 6.0))
+  return _hswish(x), dx * slope.astype(x.dtype)
+
+
 def activation(name: str, x: Array) -> Array:
   if name == "relu":
     return jax.nn.relu(x)
   if name == "relu6":
     return jax.nn.relu6(x)
   if name == "swish":
-    return jax.nn.silu(x)
+    return _swish(x)
   if name == "hswish":
-    return x * jax.nn.relu6(x + 3.0) / 6.0
+    return _hswish(x)
   raise ValueError(f"activation {name!r} is unknown; choose relu, relu6, swish or hswish")
 
 
@@ -69,15 +96,19 @@ def batch_norm(x: Array, scale: Array, bias: Array, mean: Array, var: Array, *,
     b_mean = jnp.mean(x, axes, dtype=jnp.float32)
     if axis_name is not None:
       b_mean = jax.lax.pmean(b_mean, axis_name)
-    b_var = jnp.mean(jnp.square(x.astype(jnp.float32) - b_mean), axes)
+    # One centred tensor serves the variance and the output, so a backward pass
+    # keeps it alone rather than both x and x - mean.
+    centred = x - b_mean.astype(dt)
+    b_var = jnp.mean(jnp.square(centred.astype(jnp.float32)), axes)
     if axis_name is not None:
       b_var = jax.lax.pmean(b_var, axis_name)
     new_mean = jnp.where(mask > 0, momentum * mean + (1 - momentum) * b_mean, mean)
     new_var = jnp.where(mask > 0, momentum * var + (1 - momentum) * b_var, var)
   else:
-    b_mean, b_var, new_mean, new_var = mean, var, mean, var
+    centred = x - mean.astype(dt)
+    b_var, new_mean, new_var = var, mean, var
   a = jax.lax.rsqrt(b_var + eps) * scale * mask
-  y = (x - b_mean.astype(dt)) * a.astype(dt) + (bias * mask).astype(dt)
+  y = centred * a.astype(dt) + (bias * mask).astype(dt)
   return y, new_mean, new_var
 
 
@@ -121,10 +152,9 @@ def depthwise_conv(x: Array, w: Array, stride: int, padding: str, impl: str = "s
 
 def _valid_shift_sum(z: Array, w: Array, stride: int, ho: int, wo: int) -> Array:
   """sum_ij z[:, i + s*h, j + s*w, :] * w[i, j, 0]: a 'valid' depthwise correlation."""
-  k = w.shape[0]
   out = None
-  for i in range(k):
-    for j in range(k):
+  for i in range(w.shape[0]):
+    for j in range(w.shape[1]):
       tap = jax.lax.slice(z, (0, i, j, 0),
                           (z.shape[0], i + (ho - 1) * stride + 1, j + (wo - 1) * stride + 1,
                            z.shape[3]), (1, stride, stride, 1))
@@ -147,35 +177,68 @@ def _shift_dw_fwd(x, w, stride, ph, pw):
   return _shift_dw(x, w, stride, ph, pw), (x, w)
 
 
+def _shift_sum_transpose(g: Array, w: Array, stride: int, hp: int, wp: int) -> Array:
+  """The (hp, wp) input cotangent of `_valid_shift_sum(., w, stride, ho, wo)` at `g`.
+
+  Polyphase: input row s*q + a only meets taps i = a + s*m, so each of the s*s
+  phases (a, b) is a full stride-1 correlation of `g` with w[a::s, b::s] flipped,
+  and the phases interleave into the result. Unlike correlating a stride-dilated
+  `g`, this never makes an (hp, wp)-sized copy of the cotangent: at stride 2 that
+  copy was the largest buffer of the whole step.
+  """
+  ho, wo = g.shape[1], g.shape[2]
+  hq, wq = -(-hp // stride), -(-wp // stride)
+  zero = jnp.zeros((), g.dtype)
+  rows = []
+  for a in range(stride):
+    cols = []
+    for b in range(stride):
+      sub = w[a::stride, b::stride]
+      km, kn = sub.shape[0], sub.shape[1]
+      gp = jax.lax.pad(g, zero, ((0, 0, 0), (km - 1, hq - ho, 0), (kn - 1, wq - wo, 0),
+                                 (0, 0, 0)))
+      cols.append(_valid_shift_sum(gp, sub[::-1, ::-1], 1, hq, wq))
+    rows.append(jnp.stack(cols, axis=3))  # (n, hq, wq, s, c)
+  phased = jnp.stack(rows, axis=2)  # (n, hq, s, wq, s, c)
+  n, c = g.shape[0], g.shape[3]
+  return phased.reshape(n, hq * stride, wq * stride, c)[:, :hp, :wp]
+
+
 def _shift_dw_bwd(stride, ph, pw, res, g):
   # XLA's autodiff of the slice-sum is ~50x slower than the forward on CPU.
-  # dx: full correlation of the stride-dilated cotangent with the flipped
-  # kernel (another forward-style shift-sum). dw: per input row i, one batched
-  # matmul over (n, h) gives z[c, v, w] = sum x[n, s*h+i, v, c] g[n, h, w, c];
-  # dw[i, j, c] is the sum of z over the diagonal v = s*w + j.
+  # dx: per output phase, a full correlation of the cotangent with the flipped
+  # strided sub-kernel (forward-style shift-sums, `_shift_sum_transpose`).
+  # dw: per kernel row i, one batched matmul over (n, h) gives
+  # z[c, v, w] = sum x[n, s*h+i-ph, v, c] g[n, h, w, c] over the rows inside x;
+  # dw[i, j, c] is the sum of z over the diagonal v = s*w + j - pw. Neither
+  # makes a padded copy of x or of g.
   x, w = res
   k = w.shape[0]
-  xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
-  hp, wp = xp.shape[1], xp.shape[2]
+  n, h_in, w_in, c = x.shape
   ho, wo = g.shape[1], g.shape[2]
-  zero = jnp.zeros((), g.dtype)
-  gd = jax.lax.pad(g, zero, ((0, 0, 0), (k - 1, hp - (ho - 1) * stride - 1, stride - 1),
-                             (k - 1, wp - (wo - 1) * stride - 1, stride - 1), (0, 0, 0)))
-  dxp = _valid_shift_sum(gd, w[::-1, ::-1], 1, hp, wp)
-  dx = dxp[:, ph[0]:ph[0] + x.shape[1], pw[0]:pw[0] + x.shape[2]]
-  diag = np.zeros((k, wp, wo), np.float32)
+  hp, wp = h_in + sum(ph), w_in + sum(pw)
+  dx = _shift_sum_transpose(g, w, stride, hp, wp)[:, ph[0]:ph[0] + h_in, pw[0]:pw[0] + w_in]
+  diag = np.zeros((k, w_in, wo), np.float32)
   for j in range(k):
-    diag[j, j + stride * np.arange(wo), np.arange(wo)] = 1.0
+    v = j + stride * np.arange(wo) - pw[0]
+    inside = (v >= 0) & (v < w_in)
+    diag[j, v[inside], np.arange(wo)[inside]] = 1.0
   rows = []
   for i in range(k):
-    if rows:
+    lo = max(0, -(-(ph[0] - i) // stride))
+    hi = min(ho - 1, (h_in - 1 - i + ph[0]) // stride)
+    if lo > hi:  # this kernel row only ever meets padding
+      rows.append(jnp.zeros((k, c), jnp.float32))
+      continue
+    if i:
       # One row at a time: tying row i's input to row i-1's result lets each
       # row's transposed copy be freed before the next is made (XLA would
       # otherwise make all k at once, k * |x| bytes at the layer's peak).
-      xp = remat.after(xp, rows[-1])
-    xi = jax.lax.slice(xp, (0, i, 0, 0), (xp.shape[0], i + (ho - 1) * stride + 1, wp,
-                                          xp.shape[3]), (1, stride, 1, 1))
-    z = jnp.einsum("nhvc,nhwc->cvw", xi, g, preferred_element_type=jnp.float32)
+      x = remat.after(x, rows[-1])
+    first = i + stride * lo - ph[0]
+    xi = jax.lax.slice(x, (0, first, 0, 0), (n, first + (hi - lo) * stride + 1, w_in, c),
+                       (1, stride, 1, 1))
+    z = jnp.einsum("nhvc,nhwc->cvw", xi, g[:, lo:hi + 1], preferred_element_type=jnp.float32)
     rows.append(jnp.einsum("cvw,jvw->jc", z, jnp.asarray(diag)))
   dw = jnp.stack(rows)[:, :, None, :]
   return dx, dw.astype(w.dtype)
