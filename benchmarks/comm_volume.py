@@ -98,9 +98,9 @@ def main(argv):
   del argv
   config = _CONFIG.value
   space = search_space.resolve(config.model)
-  res = config.data.image_size
+  res = train_step.image_size(config, space)
   cfg = train_step.StepConfig(variant=config.loss.variant, scheme=config.train.sampling,
-                              num_random=config.train.num_random, resolution=res)
+                              num_random=config.train.num_random, image_size=res)
   model = supernet.from_config(config, space, 100)
   variables = supernet.init_variables(model, seed=0, resolution=res)
   tx, sched = optim.make(config.optim, 10, 1000)
@@ -112,9 +112,10 @@ def main(argv):
   batch = {"images": img(bl), "labels": np.zeros(bl, np.int32)}
   if cfg.uses_unlabelled:
     batch["unlabelled_weak"], batch["unlabelled_strong"] = img(bu), img(bu)
-  subnets = train_step.stacked(space, train_step.step_archs(space, cfg, 0, 0, 0))
+  archs = train_step.step_archs(space, cfg, 0, 0, 0)
   t = time.perf_counter()
-  compiled = step.lower(state, batch, subnets).compile()
+  compiled = step.lower(state, batch, train_step.stacked(space, archs),
+                        train_step.step_resolution(archs)).compile()
   print(f"space {space.name}, {jax.device_count()} devices, "
         f"compile {time.perf_counter() - t:.1f} s")
   per = all_reduce_bytes(compiled.as_text())

@@ -2,12 +2,13 @@
 
   python benchmarks/step_memory.py --config=configs/aircraft.py [--config.x=y ...] [--run]
 
-Compiles every train program of the config (one train step per training resolution)
-on abstract inputs and prints one line per program:
+Compiles every train program of the config on abstract inputs: one train step per
+training resolution, the resolution its random subnets run at (the max subnet always
+runs at the largest, the min at the smallest). One line per program:
 
   program=<name> resolution=<px> compiled_gib=<temp+arguments+outputs-aliased> compile_s=<s>
 
-With --run it also executes two steps on random data and prints
+With --run it also executes two steps of the last program on random data and prints
 `peak_rss_gib=<x> step_s=<y>` (the second step's wall time). No dataset is read: the
 class count comes from --num_classes (aircraft's 100 by default).
 """
@@ -41,13 +42,13 @@ def main(argv):
   del argv
   config = _CONFIG.value
   space = search_space.resolve(config.model)
-  cfg = train_step.step_config(config)
+  cfg = train_step.step_config(config, space)
   model = supernet.from_config(config, space, _CLASSES.value)
   tx, _ = optim.make(config.optim, 100, int(config.train.steps))
   mesh = mesh_lib.make_mesh()
   step = train_step.make_train_step(model, tx, cfg, mesh)
   replicated = NamedSharding(mesh, PartitionSpec())
-  variables = jax.eval_shape(lambda: supernet.init_variables(model, 0, cfg.resolution))
+  variables = jax.eval_shape(lambda: supernet.init_variables(model, 0, cfg.image_size))
   state = jax.eval_shape(lambda v: train_step.init_state(v, tx, 0), variables)
   state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
                        state)
@@ -56,16 +57,19 @@ def main(argv):
   subnets = train_step.stacked(space, train_step.step_archs(space, cfg, config.seed, 0, 0))
   print(f"space={space.name} classes={_CLASSES.value} batch={config.train.batch_size}+"
         f"{config.train.unlabelled_batch_size if cfg.uses_unlabelled else 0} "
-        f"variant={cfg.variant} backend={jax.default_backend()} devices={jax.device_count()}",
-        flush=True)
-  start = time.perf_counter()
-  compiled = step.lower(state, batch, subnets).compile()
-  print(f"program=train_step resolution={cfg.resolution} "
-        f"compiled_gib={memory.compiled_gib(compiled):.2f} "
-        f"compile_s={time.perf_counter() - start:.1f}", flush=True)
+        f"variant={cfg.variant} image_size={cfg.image_size} "
+        f"resolutions={list(space.resolutions)} backend={jax.default_backend()} "
+        f"devices={jax.device_count()}", flush=True)
+  # One program per resolution the random subnets can run at (rss: the subnet's).
+  for res in sorted(space.resolutions):
+    start = time.perf_counter()
+    compiled = step.lower(state, batch, subnets, res).compile()
+    print(f"program=train_step resolution={res} "
+          f"compiled_gib={memory.compiled_gib(compiled):.2f} "
+          f"compile_s={time.perf_counter() - start:.1f}", flush=True)
   if not _RUN.value:
     return
-  real = jax.device_put(train_step.init_state(supernet.init_variables(model, 0, cfg.resolution),
+  real = jax.device_put(train_step.init_state(supernet.init_variables(model, 0, cfg.image_size),
                                               tx, 0), replicated)
   rng = np.random.default_rng(0)
   data = {k: jax.device_put((rng.standard_normal(v.shape) if v.dtype == np.float32 else

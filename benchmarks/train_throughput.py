@@ -40,10 +40,10 @@ def main(argv):
   del argv
   config = _CONFIG.value
   space = search_space.resolve(config.model)
-  res = config.data.image_size
+  res = train_step.image_size(config, space)
   bl, bu = config.train.batch_size, config.train.unlabelled_batch_size
   cfg = train_step.StepConfig(variant=config.loss.variant, scheme=config.train.sampling,
-                              num_random=config.train.num_random, resolution=res)
+                              num_random=config.train.num_random, image_size=res)
   model = supernet.from_config(config, space, 10)
   variables = supernet.init_variables(model, seed=0, resolution=res)
   tx, sched = optim.make(config.optim, 10, 1000)
@@ -75,15 +75,18 @@ def main(argv):
       out["unlabelled_strong"] = strong(k, unl)
     return out
 
-  archs = lambda i: train_step.stacked(space, train_step.step_archs(space, cfg, 0, i, 0))  # noqa: E731
+  def run(state, b, i):
+    archs = train_step.step_archs(space, cfg, 0, i, 0)
+    return step(state, b, train_step.stacked(space, archs), train_step.step_resolution(archs))
+
   t = time.perf_counter()
   b = batch(0)
-  state, m = step(state, b, archs(0))
+  state, m = run(state, b, 0)
   jax.block_until_ready(m["loss"])
   print(f"compile + first step: {time.perf_counter() - t:.1f} s")
   t = time.perf_counter()
   for i in range(1, _STEPS.value + 1):
-    state, m = step(state, b, archs(i))
+    state, m = run(state, b, i)
   jax.block_until_ready(m["loss"])
   dt = (time.perf_counter() - t) / _STEPS.value
   per_step = bl + (bu if cfg.uses_unlabelled else 0)

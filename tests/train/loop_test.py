@@ -54,6 +54,26 @@ def test_smoke_on_mock_tfds(tmp_path):
   assert set(result) == {"top1_max", "top1_min"}
 
 
+def test_elastic_resolution_trains_every_resolution_with_one_program_each(tmp_path, capsys):
+  workdir = str(tmp_path)
+  cfg = tiny_config(**{"model.resolutions": (), "train.steps": 6, "train.log_every": 6,
+                       "train.checkpoint_every": 100})  # the tiny space's (32, 40)
+  result = loop.train_and_evaluate(cfg, workdir)
+  assert set(result) == {"top1_max", "top1_min"}
+  with open(os.path.join(workdir, "subnets.jsonl")) as f:
+    steps = [[a["resolution"] for a in json.loads(x)["archs"]] for x in f]
+  assert all(r[0] == 32 for r in steps)  # the min subnet at the smallest
+  assert all(len(set(r[1:])) == 1 for r in steps)  # one draw per step
+  drawn = {r[-1] for r in steps}
+  assert drawn == {32, 40}  # both resolutions trained within 6 steps (seed 0)
+  out = capsys.readouterr().out
+  compiles = [x for x in out.splitlines() if x.startswith("compiling the train step for")]
+  # One program per drawn resolution, compiled when first drawn: at most R + 1.
+  assert sorted(compiles) == [
+      f"compiling the train step for {r} px (random subnets; max 40 px, min 32 px) ..."
+      for r in sorted(drawn)]
+
+
 def test_resumed_run_equals_uninterrupted(tmp_path):
   full, split = str(tmp_path / "full"), str(tmp_path / "split")
   overrides = {"train.steps": 4, "train.checkpoint_every": 100, "evals.subnets": ()}
@@ -71,7 +91,8 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
 @pytest.mark.parametrize("overrides,message", [
     ({"data.name": "imagenet21k"}, r"data.name='imagenet21k' is unknown; choose one of \["),
     ({"data.num_labelled": 5000}, r"data.num_labelled=5000 exceeds the 1438 training examples"),
-    ({"data.image_size": 48}, r"data.image_size=48 is not a resolution of space 'tiny'"),
+    ({"data.image_size": 24}, r"data.image_size=24 is below the largest training resolution "
+                              r"32 of space 'tiny' \[32\]; leave it unset"),
     ({"data.fully_labelled": True},
      r"loss.variant='tofa' needs unlabelled data.*use loss.variant='lab'"),
     ({"train.sampling": "zigzag"}, r"train.sampling='zigzag' is unknown"),

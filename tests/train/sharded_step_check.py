@@ -26,7 +26,8 @@ def run(devices, variables, batches, space, model, cfg):
   state = jax.device_put(train_step.init_state(variables, tx, seed=0), replicated)
   for i, batch in enumerate(batches):
     archs = train_step.step_archs(space, cfg, seed=0, step=i, epoch=0)
-    state, metrics = step(state, batch, train_step.stacked(space, archs))
+    state, metrics = step(state, batch, train_step.stacked(space, archs),
+                          train_step.step_resolution(archs))
   return jax.device_get(state), float(metrics["loss"])
 
 
@@ -35,12 +36,12 @@ def main(out_path):
   model = supernet.build(space, num_classes=5, dropout_rate=0.2, drop_connect_rate=0.2,
                          remat="layer")
   variables = jax.tree.map(np.asarray, supernet.init_variables(model, seed=1))
-  cfg = train_step.StepConfig(variant="tofa", resolution=32, threshold=0.2)
+  cfg = train_step.StepConfig(variant="tofa", image_size=40, threshold=0.2)
   rng = np.random.default_rng(0)
-  batches = [{"images": rng.standard_normal((8, 32, 32, 3)).astype(np.float32),
+  batches = [{"images": rng.standard_normal((8, 40, 40, 3)).astype(np.float32),
               "labels": rng.integers(0, 5, 8).astype(np.int32),
-              "unlabelled_weak": rng.standard_normal((8, 32, 32, 3)).astype(np.float32),
-              "unlabelled_strong": rng.standard_normal((8, 32, 32, 3)).astype(np.float32)}
+              "unlabelled_weak": rng.standard_normal((8, 40, 40, 3)).astype(np.float32),
+              "unlabelled_strong": rng.standard_normal((8, 40, 40, 3)).astype(np.float32)}
              for _ in range(2)]
   devices = jax.devices()
   s8, loss8 = run(devices, variables, batches, space, model, cfg)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -73,27 +72,34 @@ def _setup(variant="tofa", scheme="sandwich", **kw):
   space = get_space("tiny")
   model = supernet.build(space, num_classes=5)  # no dropout: the reference is deterministic
   variables = randomized_variables(model, seed=3)
-  cfg = train_step.StepConfig(variant=variant, scheme=scheme, resolution=32, **kw)
+  # Batches at 40 px, the tiny space's largest resolution; subnets at 32 px see
+  # them rescaled on device.
+  cfg = train_step.StepConfig(variant=variant, scheme=scheme, image_size=40, **kw)
   rng = np.random.default_rng(1)
-  batch = {"images": rng.standard_normal((4, 32, 32, 3)).astype(np.float32),
+  batch = {"images": rng.standard_normal((4, 40, 40, 3)).astype(np.float32),
            "labels": np.array([0, 1, 2, 3], np.int32),
-           "unlabelled_weak": rng.standard_normal((4, 32, 32, 3)).astype(np.float32),
-           "unlabelled_strong": rng.standard_normal((4, 32, 32, 3)).astype(np.float32)}
+           "unlabelled_weak": rng.standard_normal((4, 40, 40, 3)).astype(np.float32),
+           "unlabelled_strong": rng.standard_normal((4, 40, 40, 3)).astype(np.float32)}
   archs = train_step.step_archs(space, cfg, seed=0, step=5, epoch=0)
   return space, model, variables, cfg, batch, archs
 
 
 def _train_apply(model, variables, x, arch):
   return jit_apply(model)(variables, x, A.to_arrays(model.space, arch), train=True,
-                          resolution=32, mutable=("batch_stats",))
+                          resolution=arch.resolution, mutable=("batch_stats",))
+
+
+def _run_step(step, state, batch, space, archs):
+  return step(state, batch, train_step.stacked(space, archs),
+              train_step.step_resolution(archs))
 
 
 def test_sandwich_step_loss_is_tofa_eq4_on_the_same_batch():
-  space, model, variables, cfg, batch, archs = _setup(threshold=0.3)
+  space, model, variables, cfg, batch, archs = _setup(threshold=0.262)
   tx = optax.sgd(0.1, momentum=0.9)
   step = train_step.make_train_step(model, tx, cfg, mesh_lib.make_mesh())
   state = train_step.init_state(jax.tree.map(np.asarray, variables), tx, seed=0)
-  new_state, m = step(state, batch, train_step.stacked(space, archs))
+  new_state, m = _run_step(step, state, batch, space, archs)
 
   x_max = np.concatenate([batch["images"], batch["unlabelled_weak"], batch["unlabelled_strong"]])
   logits, stats = _train_apply(model, variables, x_max, sampling.max_arch(space))
@@ -101,7 +107,7 @@ def test_sandwich_step_loss_is_tofa_eq4_on_the_same_batch():
   lab = np_smoothed_ce(logits[:4], batch["labels"], 0.1).mean()
   weak, strong = logits[4:8], logits[8:]
   p = np.exp(np_log_softmax(weak))
-  mask, pseudo = p.max(-1) > 0.3, p.argmax(-1)
+  mask, pseudo = p.max(-1) > cfg.threshold, p.argmax(-1)
   assert 0 < mask.sum() < 4  # the threshold splits this batch
   fm = (np_smoothed_ce(strong, pseudo, 0.1) * mask).mean()
   x_sub = np.concatenate([batch["images"], batch["unlabelled_weak"]])
@@ -132,24 +138,31 @@ def test_variants_select_terms(variant, has):
   tx = optax.sgd(0.1)
   step = train_step.make_train_step(model, tx, cfg, mesh_lib.make_mesh())
   state = train_step.init_state(jax.tree.map(np.asarray, variables), tx, seed=0)
-  _, m = jax.eval_shape(step, state, batch, train_step.stacked(space, archs))
+  _, m = jax.eval_shape(lambda s, b, a: step(s, b, a, archs[-1].resolution),
+                        state, batch, train_step.stacked(space, archs))
   assert {"loss_fm", "loss_dist_unlab"} & set(m) == has
   assert {"loss", "loss_lab", "loss_dist_lab"} <= set(m)
 
 
 def test_step_archs_schemes():
-  space = get_space("tiny")
-  cfg = train_step.StepConfig(resolution=32)
+  space = get_space("tiny")  # resolutions (32, 40)
+  cfg = train_step.StepConfig()
   archs = train_step.step_archs(space, cfg, seed=0, step=3, epoch=0)
   assert len(archs) == 3
-  assert archs[0] == dataclasses.replace(sampling.min_arch(space), resolution=32)
+  assert archs[0] == sampling.min_arch(space) and archs[0].resolution == 32
   assert archs == train_step.step_archs(space, cfg, seed=0, step=3, epoch=9)
   assert archs != train_step.step_archs(space, cfg, seed=0, step=4, epoch=0)
-  ep = train_step.StepConfig(variant="fm", scheme="rss_epoch", resolution=32)
+  # A step's random subnets share one resolution (one program per resolution);
+  # across steps every resolution is drawn.
+  per_step = [train_step.step_archs(space, cfg, seed=0, step=s, epoch=0) for s in range(20)]
+  assert all(len({a.resolution for a in archs[1:]}) == 1 for archs in per_step)
+  assert {train_step.step_resolution(archs) for archs in per_step} == {32, 40}
+  ep = train_step.StepConfig(variant="fm", scheme="rss_epoch")
   same_epoch = {train_step.step_archs(space, ep, 0, s, epoch=2)[0] for s in range(5)}
   assert len(same_epoch) == 1
-  batch = train_step.StepConfig(variant="lab", scheme="rss_batch", resolution=32)
-  assert len({train_step.step_archs(space, batch, 0, s, 0)[0] for s in range(8)}) > 1
+  batch = train_step.StepConfig(variant="lab", scheme="rss_batch")
+  drawn = [train_step.step_archs(space, batch, 0, s, 0)[0] for s in range(20)]
+  assert len(set(drawn)) > 1 and {a.resolution for a in drawn} == {32, 40}
   with pytest.raises(ValueError, match=r"train.sampling='rss_epoch' trains one subnet"):
     train_step.StepConfig(variant="tofa", scheme="rss_epoch")
   with pytest.raises(ValueError, match=r"train.sampling='zigzag' is unknown"):
@@ -162,7 +175,7 @@ def test_rss_step_trains_the_sampled_subnet_and_its_bn():
   tx = optax.sgd(0.1)
   step = train_step.make_train_step(model, tx, cfg, mesh_lib.make_mesh())
   state = train_step.init_state(jax.tree.map(np.asarray, variables), tx, seed=0)
-  new_state, m = step(state, batch, train_step.stacked(space, archs))
+  new_state, m = _run_step(step, state, batch, space, archs)
   x = np.concatenate([batch["images"], batch["unlabelled_weak"], batch["unlabelled_strong"]])
   logits, stats = _train_apply(model, variables, x, archs[0])
   logits = np.asarray(logits, np.float64)
@@ -245,13 +258,16 @@ def test_optimizer_schedule_and_decay_mask():
   assert np.all(np.asarray(updates["bn"]["scale"]) == 0)
 
 
-def _whole_sandwich_reference(model, cfg, params, batch_stats, batch, subnets, key):
+def _whole_sandwich_reference(model, cfg, params, batch_stats, batch, subnets, key,
+                              resolutions):
   """The sandwich as one loss with one backward (the formulation before the step took
-  a backward per subnet): every subnet's activations live until the end."""
+  a backward per subnet): every subnet's activations live until the end. The max
+  subnet runs at the largest resolution, subnet i at `resolutions[i]`."""
   def total_loss(p):
-    apply = lambda x, a, k: model.apply(  # noqa: E731
+    largest = max(model.space.resolutions)
+    apply = lambda x, a, k, r=largest: model.apply(  # noqa: E731
         {"params": p, "batch_stats": batch_stats}, x, a, train=True,
-        resolution=cfg.resolution, mutable=["batch_stats"], rngs={"dropout": k})
+        resolution=r, mutable=["batch_stats"], rngs={"dropout": k})
     n_l, n_u = batch["labels"].shape[0], batch["unlabelled_weak"].shape[0]
     x = np.concatenate([batch["images"], batch["unlabelled_weak"], batch["unlabelled_strong"]])
     key_max, key_sub = jax.random.split(key)
@@ -264,7 +280,8 @@ def _whole_sandwich_reference(model, cfg, params, batch_stats, batch, subnets, k
     x_sub = x[:n_l + n_u]
     keys = jax.random.split(key_sub, subnets["depth"].shape[0])
     for i in range(subnets["depth"].shape[0]):
-      out, _ = apply(x_sub, jax.tree.map(lambda a, i=i: a[i], subnets), keys[i])
+      out, _ = apply(x_sub, jax.tree.map(lambda a, i=i: a[i], subnets), keys[i],
+                     resolutions[i])
       total = total + losses.subnet_labelled(out[:n_l], teacher[:n_l], batch["labels"],
                                              beta=cfg.beta, temperature=cfg.temperature,
                                              alpha=cfg.label_smoothing)
@@ -278,16 +295,20 @@ def test_backward_per_subnet_equals_one_backward_over_the_sandwich():
   space = get_space("tiny")
   model = supernet.build(space, num_classes=5, dropout_rate=0.2, drop_connect_rate=0.2)
   variables = randomized_variables(model, seed=3)
-  cfg = train_step.StepConfig(variant="tofa", resolution=32, threshold=0.3)
+  cfg = train_step.StepConfig(variant="tofa", image_size=40, threshold=0.25)
   _, _, _, _, batch, _ = _setup()
-  subnets = train_step.stacked(space, train_step.step_archs(space, cfg, seed=0, step=5,
-                                                            epoch=0))
+  archs = train_step.step_archs(space, cfg, seed=0, step=5, epoch=0)
+  resolutions = [a.resolution for a in archs]
+  assert resolutions == [32, 40, 40]  # the min at the smallest; this step draws 40
+  subnets = train_step.stacked(space, archs)
   key = jax.random.PRNGKey(11)
   params, stats = variables["params"], variables["batch_stats"]
-  (loss, (new_stats, metrics)), grads = jax.jit(train_step.loss_and_grads(model, cfg))(
-      params, stats, batch, subnets, key)
+  (loss, (new_stats, metrics)), grads = jax.jit(
+      train_step.loss_and_grads(model, cfg, train_step.step_resolution(archs)))(
+          params, stats, batch, subnets, key)
   (want_loss, want_stats), want_grads = jax.jit(
-      lambda p: _whole_sandwich_reference(model, cfg, p, stats, batch, subnets, key))(params)
+      lambda p: _whole_sandwich_reference(model, cfg, p, stats, batch, subnets, key,
+                                          resolutions))(params)
   assert metrics["mask_rate"] > 0  # the FixMatch term is exercised
   np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
   scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want_grads))

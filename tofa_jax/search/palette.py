@@ -94,7 +94,9 @@ class Palette:
     self.model = supernet.build(self.space, self.num_classes,
                                 depthwise_impl=config.model.depthwise_impl)
     self.mean, self.std = pretrained.normalization(config)
-    self.resolutions = tuple(self.pc.resolutions) or (int(config.data.image_size),)
+    # By default, the resolutions the run trained at: every one its Omega holds.
+    self.resolutions = tuple(self.pc.resolutions) or tuple(
+        sorted({a.resolution for a, _ in self.omega.archs()}))
     self.genome = genome.Genome(self.space, self.resolutions)
     self.latency = LatencyMeter(self.space, self.variables, self.num_classes,
                                 repeats=int(self.pc.latency_repeats))
@@ -161,7 +163,7 @@ class Palette:
                        " use the training resolution")
     index = self.pc.index
     fixed = [dataclasses.replace(sampling.min_arch(self.space), resolution=r)
-             for r in self.resolutions]  # the sandwich's min: sampled every step
+             for r in self.resolutions]  # the sandwich's min, at any resolution it trained at
     chosen = selection.select(omega, self.metric, self.budgets, index, fixed)
     entries = {a: e for a, e in omega}
     return [Pick(t, a, f"{index}={entries[a][index]}" if a else "no subnet of Omega fits")

@@ -47,9 +47,6 @@ def save_run_config(config, workdir: str, mean, std) -> None:
 def _check(config, data: loading.Data, cfg: train_step.StepConfig, space) -> None:
   n = jax.device_count()
   mesh_lib.check_batch_divides("train.batch_size", config.train.batch_size, n)
-  if config.data.image_size not in space.resolutions:
-    raise ValueError(f"data.image_size={config.data.image_size} is not a resolution of space "
-                     f"{space.name!r} {list(space.resolutions)}; set model.resolutions")
   if cfg.uses_unlabelled:
     mesh_lib.check_batch_divides("train.unlabelled_batch_size",
                                    config.train.unlabelled_batch_size, n)
@@ -58,20 +55,25 @@ def _check(config, data: loading.Data, cfg: train_step.StepConfig, space) -> Non
                        "data is labelled; use loss.variant='lab' (fully labelled mode)")
 
 
-def _compile(step_fn, state, space, cfg: train_step.StepConfig, config, mesh, verbose: bool):
-  """The step compiled ahead of its first batch; prints its compile time and the device
-  memory one step needs (XLA's memory analysis)."""
+def _compile(step_fn, state, space, cfg: train_step.StepConfig, config, mesh, resolution: int,
+             verbose: bool):
+  """The step program for random subnets at `resolution`, compiled ahead of its first
+  batch; prints its compile time and the device memory one step needs (XLA's memory
+  analysis)."""
+  what = f"the train step for {resolution} px"
+  if cfg.scheme == "sandwich" and len(space.resolutions) > 1:
+    what += (f" (random subnets; max {max(space.resolutions)} px, "
+             f"min {min(space.resolutions)} px)")
   if verbose:
-    print(f"compiling the train step for {cfg.resolution} px ...", flush=True)
+    print(f"compiling {what} ...", flush=True)
   start = time.perf_counter()
   subnets = train_step.stacked(space, train_step.step_archs(space, cfg, 0, 0, 0))
   batch = train_step.abstract_batch(cfg, config.train.batch_size,
                                     config.train.unlabelled_batch_size, mesh)
-  compiled = step_fn.lower(state, batch, subnets).compile()
+  compiled = step_fn.lower(state, batch, subnets, resolution).compile()
   if verbose:
-    print(f"compiled the train step for {cfg.resolution} px: "
-          f"{time.perf_counter() - start:.1f} s, {memory.compiled_gib(compiled):.2f} GiB",
-          flush=True)
+    print(f"compiled {what}: {time.perf_counter() - start:.1f} s, "
+          f"{memory.compiled_gib(compiled):.2f} GiB", flush=True)
   return compiled
 
 
@@ -81,12 +83,12 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   if jax.process_count() > 1:  # every process must run one config (seeds included)
     distributed.check_processes_agree("run a different config", config.to_json_best_effort())
   space = search_space.resolve(config.model)
-  cfg = train_step.step_config(config)
+  cfg = train_step.step_config(config, space)
   data = loading.load_data(config)
   _check(config, data, cfg, space)
   num_classes = data.num_classes
   model = supernet.from_config(config, space, num_classes)
-  variables = supernet.init_variables(model, seed=config.seed, resolution=cfg.resolution)
+  variables = supernet.init_variables(model, seed=config.seed, resolution=cfg.image_size)
   mean, std = pretrained.normalization(config)
   if config.init.checkpoint:
     variables, converted = pretrained.init_from_checkpoint(config.init, space, variables,
@@ -116,7 +118,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     return augment.normalize(augment.to_float(images), mean, std)
 
   pid, pcount = jax.process_index(), jax.process_count()
-  res = cfg.resolution
+  res = cfg.image_size  # loaded at one size; each subnet's input rescaled on device
   lab_iter = input_pipeline.train_stream(
       data.train, data.labelled_idx, config.train.batch_size, res, config.seed,
       pid, pcount, config.data.threads)
@@ -144,7 +146,14 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       unl_iter.set_state(meta["unlabelled_iterator"])
     subnet_log.truncate(start)
     logging.info("resumed from step %d", start)
-  step_fn = _compile(step_fn, state, space, cfg, config, mesh, pid == 0)
+  programs = {}  # resolution of the random subnets -> compiled step: at most one each
+
+  def program(resolution: int):
+    if resolution not in programs:
+      programs[resolution] = _compile(step_fn, state, space, cfg, config, mesh, resolution,
+                                      pid == 0)
+    return programs[resolution]
+
   writer = metrics_lib.Writer(workdir, enabled=pid == 0)
   images_per_step = config.train.batch_size + (config.train.unlabelled_batch_size
                                                if cfg.uses_unlabelled else 0)
@@ -181,7 +190,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       if multi and step == start:  # by construction; checked once per run
         distributed.check_processes_agree(f"sample different subnets at step {step + 1}",
                                           [a.to_json(True) for a in archs])
-      state, m = step_fn(state, batch, train_step.stacked(space, archs))
+      state, m = program(train_step.step_resolution(archs))(
+          state, batch, train_step.stacked(space, archs))
       loss = float(m["loss"])
       if not math.isfinite(loss):
         raise NonFiniteLoss(f"loss is {loss} at step {step + 1}; stopping. The last good "

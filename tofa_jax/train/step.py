@@ -1,28 +1,36 @@
 """One jitted, data-parallel TOFA training step (Algorithm 1, lines 5-17).
 
-`make_train_step` returns `step(state, batch, subnets) -> (state, metrics)`,
-jitted over a device mesh with the batch sharded on its `data` axis and the
+`make_train_step` returns `step(state, batch, subnets, resolution) -> (state,
+metrics)`, jitted over a device mesh with the batch sharded on its `data` axis and the
 state replicated, so the same code runs on 1 or N devices. The forward and
 backward passes run per device under `shard_map`: BatchNorm moments and dropout
 masks span the global batch, and each device's gradient stays local until one
 all-reduce per step (a `pmean` after the last subnet); the optimiser update then
 runs replicated.
 
+Elastic resolution: batches arrive at one size (`StepConfig.image_size`, the
+largest training resolution by default) and each subnet's input is rescaled on
+device (bicubic, as AlphaNet's appendix does) to its own resolution. The max
+subnet trains at the largest resolution, the min subnet at the smallest, and the
+random subnets of a step share one sampled resolution, the step's static
+`resolution` argument: a run compiles at most one program per resolution.
+
 Sandwich scheme (default), per step:
   1. the max subnet runs once, in training mode, on the weak labelled, weak
-     unlabelled and strong unlabelled images together; its pass updates the
-     BatchNorm running statistics;
+     unlabelled and strong unlabelled images together, at the largest
+     resolution; its pass updates the BatchNorm running statistics;
   2. L^lab: label-smoothed CE of the max subnet on the labelled images;
   3. L^FM: pseudo-labels from the max subnet's weak unlabelled view
      (stop-gradient), mask max-probability > threshold, CE on the strong view;
-  4. the min subnet and K random subnets (`subnets`, stacked arrays, run with
-     `lax.scan`) are distilled from the max subnet's weak-view predictions
-     (stop-gradient) on labelled and, if the variant says so, unlabelled
-     images. Their passes use batch statistics but do not update the running
-     ones: those belong to the max subnet, and every other subnet is
-     recalibrated before evaluation (`bn_calibration`).
+  4. the min subnet (at the smallest resolution) and K random subnets (at the
+     step's `resolution`, run with `lax.scan`) are distilled from the max
+     subnet's weak-view predictions (stop-gradient) on labelled and, if the
+     variant says so, unlabelled images. Their passes use batch statistics
+     but do not update the running ones: those belong to the max subnet, and
+     every other subnet is recalibrated before evaluation (`bn_calibration`).
 The backward runs subnet by subnet, as OFA and AttentiveNAS do: the max subnet's
-gradient first, then each distilled subnet's, accumulated inside the scan. The sum
+gradient first, then the min subnet's, then each random subnet's, accumulated
+inside the scan. The sum
 is the gradient of the whole sandwich's loss, and a step's peak memory is one
 subnet's forward and backward.
 RSS schemes (`rss_epoch`, `rss_batch`) train the one sampled subnet with L^lab
@@ -70,7 +78,7 @@ class StepConfig:
   label_smoothing: float = 0.1
   beta: float = 1.0
   temperature: float = 1.0
-  resolution: int | None = None
+  image_size: int | None = None  # batches' size; None: the space's largest resolution
 
   def __post_init__(self):
     losses.terms(self.variant)
@@ -89,13 +97,27 @@ class StepConfig:
     return fm or dist
 
 
-def step_config(config) -> StepConfig:
+def image_size(config, space: SearchSpace) -> int:
+  """The size training batches are loaded at: `data.image_size`, or by default the
+  largest of the space's (that is, the run's) resolutions."""
+  size = config.data.get("image_size")
+  largest = max(space.resolutions)
+  if size is None:
+    return largest
+  if int(size) < largest:
+    raise ValueError(f"data.image_size={size} is below the largest training resolution "
+                     f"{largest} of space {space.name!r} {list(space.resolutions)}; leave it "
+                     "unset (None) to load at the largest, or set model.resolutions")
+  return int(size)
+
+
+def step_config(config, space: SearchSpace) -> StepConfig:
   """The StepConfig of a run's config (`loss`, `train`, `data.image_size`)."""
   return StepConfig(
       variant=config.loss.variant, scheme=config.train.sampling,
       num_random=config.train.num_random, threshold=config.loss.threshold,
       label_smoothing=config.loss.label_smoothing, beta=config.loss.beta,
-      temperature=config.loss.temperature, resolution=config.data.image_size)
+      temperature=config.loss.temperature, image_size=image_size(config, space))
 
 
 def init_state(variables: dict, tx: optax.GradientTransformation, seed: int) -> TrainState:
@@ -108,18 +130,25 @@ def step_archs(space: SearchSpace, cfg: StepConfig, seed: int, step: int, epoch:
                ) -> list[arch_lib.Arch]:
   """The subnets a step trains besides the max: host-side, pure in (seed, step, epoch).
 
-  sandwich: [min, random_1..K]; rss_batch: one random per step; rss_epoch: one
-  random per epoch. Archs carry the training resolution.
+  sandwich: [min, random_1..K], the min at the smallest resolution and the random
+  subnets at one resolution drawn for the step; rss_batch: one random subnet per
+  step; rss_epoch: one per epoch (each at a resolution drawn with it).
   """
-  res = cfg.resolution or max(space.resolutions)
-  fix = lambda a: dataclasses.replace(a, resolution=res)  # noqa: E731
   if cfg.scheme == "sandwich":
-    return [fix(sampling.min_arch(space))] + [
-        fix(sampling.sample_arch(space, seed, step, salt=1 + i, resolution=res))
+    rng = sampling.rng_for(seed, step, salt=0)
+    res = space.resolutions[int(rng.integers(len(space.resolutions)))]
+    return [sampling.min_arch(space)] + [
+        sampling.sample_arch(space, seed, step, salt=1 + i, resolution=res)
         for i in range(cfg.num_random)]
   if cfg.scheme == "rss_batch":
-    return [fix(sampling.sample_arch(space, seed, step, salt=101, resolution=res))]
-  return [fix(sampling.sample_arch(space, seed, epoch, salt=202, resolution=res))]
+    return [sampling.sample_arch(space, seed, step, salt=101)]
+  return [sampling.sample_arch(space, seed, epoch, salt=202)]
+
+
+def step_resolution(archs: list[arch_lib.Arch]) -> int:
+  """The step program's static resolution: its random subnets' (the last arch's;
+  with no random subnet, the min's)."""
+  return archs[-1].resolution
 
 
 def stacked(space: SearchSpace, archs: list[arch_lib.Arch]) -> dict[str, np.ndarray]:
@@ -130,7 +159,8 @@ def abstract_batch(cfg: StepConfig, batch_size: int, unlabelled_batch_size: int,
                    mesh: Mesh) -> dict[str, jax.ShapeDtypeStruct]:
   """Shapes, dtypes and shardings of a step's `batch`, to compile it without data."""
   sharded = NamedSharding(mesh, PartitionSpec("data"))
-  image = lambda n: jax.ShapeDtypeStruct((n, cfg.resolution, cfg.resolution, 3),  # noqa: E731
+  size = cfg.image_size
+  image = lambda n: jax.ShapeDtypeStruct((n, size, size, 3),  # noqa: E731
                                          jnp.float32, sharding=sharded)
   batch = {"images": image(batch_size),
            "labels": jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)}
@@ -154,17 +184,20 @@ def global_rows(views: list[jax.Array], axis_name: str | None) -> jax.Array | No
   return jnp.concatenate(rows)
 
 
-def loss_and_grads(model, cfg: StepConfig) -> Callable:
+def loss_and_grads(model, cfg: StepConfig, resolution: int) -> Callable:
   """`f(params, batch_stats, batch, subnets, key) -> ((loss, (batch_stats, metrics)),
-  grads)`: what one step differentiates, for `cfg.scheme`."""
+  grads)`: what one step differentiates, for `cfg.scheme`, with the random subnets
+  (rss: the one subnet) at `resolution`."""
   space = model.space
   max_arrays = arch_lib.to_arrays(space, sampling.max_arch(space))
   use_fm, use_dist_u = losses.terms(cfg.variant)
+  largest, smallest = max(space.resolutions), min(space.resolutions)
 
-  def apply(variables, views, arrays, key):
-    """The subnet on the concatenated views (rows follow the global batch's order)."""
+  def apply(variables, views, arrays, key, res):
+    """The subnet at `res` on the concatenated views (rows follow the global batch's
+    order), each image rescaled on device (bicubic) from the batch's size."""
     return model.apply(variables, jnp.concatenate(views), arrays, train=True,
-                       resolution=cfg.resolution, mutable=["batch_stats"],
+                       resolution=res, mutable=["batch_stats"],
                        rngs={"dropout": key}, rows=global_rows(views, model.axis_name))
 
   def sandwich_grads(params, batch_stats, batch, subnets, key):
@@ -183,7 +216,7 @@ def loss_and_grads(model, cfg: StepConfig) -> Callable:
 
     def max_loss(p):
       logits, new_vars = apply({"params": p, "batch_stats": batch_stats}, views, max_arrays,
-                               key_max)
+                               key_max, largest)
       metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
                                              cfg.label_smoothing)}
       total = metrics["loss_lab"]
@@ -199,11 +232,11 @@ def loss_and_grads(model, cfg: StepConfig) -> Callable:
     teacher = jax.lax.stop_gradient(logits)
     x_sub = views[:2] if use_dist_u else views[:1]
 
-    def one_subnet(carry, xs):
+    def one_subnet(carry, xs, res=resolution):
       arrays, k = xs
 
       def sub_loss(p):
-        sub_logits, _ = apply({"params": p, "batch_stats": batch_stats}, x_sub, arrays, k)
+        sub_logits, _ = apply({"params": p, "batch_stats": batch_stats}, x_sub, arrays, k, res)
         lab = losses.subnet_labelled(sub_logits[:n_l], teacher[:n_l], batch["labels"],
                                      beta=cfg.beta, temperature=cfg.temperature,
                                      alpha=cfg.label_smoothing)
@@ -214,9 +247,19 @@ def loss_and_grads(model, cfg: StepConfig) -> Callable:
       (_, terms), g = jax.value_and_grad(sub_loss, has_aux=True)(params)
       return jax.tree.map(jnp.add, carry, g), terms
 
+    # The min subnet at the smallest resolution, then the random ones (one shape:
+    # one scanned body) at the step's.
     n_sub = jax.tree.leaves(subnets)[0].shape[0]
-    grads, (lab_terms, unl_terms) = jax.lax.scan(
-        one_subnet, grads, (subnets, jax.random.split(key_sub, n_sub)))
+    keys = jax.random.split(key_sub, n_sub)
+    grads, min_terms = one_subnet(grads, jax.tree.map(lambda a: a[0], (subnets, keys)),
+                                  res=smallest)
+    lab_terms, unl_terms = [min_terms[0][None]], [min_terms[1][None]]
+    if n_sub > 1:
+      grads, (lab, unl) = jax.lax.scan(
+          one_subnet, grads, jax.tree.map(lambda a: a[1:], (subnets, keys)))
+      lab_terms.append(lab)
+      unl_terms.append(unl)
+    lab_terms, unl_terms = jnp.concatenate(lab_terms), jnp.concatenate(unl_terms)
     metrics["loss_dist_lab"] = jnp.sum(lab_terms)
     if use_dist_u:
       metrics["loss_dist_unlab"] = jnp.sum(unl_terms)
@@ -229,7 +272,7 @@ def loss_and_grads(model, cfg: StepConfig) -> Callable:
     arrays = jax.tree.map(lambda a: a[0], subnets)
     views = [batch["images"]] + ([batch["unlabelled_weak"], batch["unlabelled_strong"]]
                                  if use_fm else [])
-    logits, new_vars = apply(variables, views, arrays, key)
+    logits, new_vars = apply(variables, views, arrays, key, resolution)
     metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
                                            cfg.label_smoothing)}
     total = metrics["loss_lab"]
@@ -250,29 +293,35 @@ def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, me
                     schedule: optax.Schedule | None = None) -> Callable:
   """The jitted step. `batch` holds `images` (B_l, H, W, 3), `labels` (B_l,) and,
   when the variant uses unlabelled data, `unlabelled_weak`/`unlabelled_strong`
-  (B_u, H, W, 3). `subnets` are `stacked` arrays of `step_archs`."""
+  (B_u, H, W, 3), at `cfg.image_size`. `subnets` are `stacked` arrays of
+  `step_archs` and `resolution` (static) is their `step_resolution`."""
   axis = mesh.axis_names[0]
-  grads_fn = loss_and_grads(model.clone(axis_name=axis), cfg)
+  sharded_model = model.clone(axis_name=axis)
 
-  def local_grads(params, batch_stats, batch, subnets, key):
-    """One device's share: its slice of the batch, BN moments and dropout masks
-    over the global batch, and its partial gradient, reduced once at the end."""
-    (loss, (batch_stats, metrics)), grads = grads_fn(params, batch_stats, batch, subnets, key)
-    loss, metrics, grads = jax.lax.pmean((loss, metrics, grads), axis)
-    return (loss, (batch_stats, metrics)), grads
+  def sharded_grads(resolution: int) -> Callable:
+    grads_fn = loss_and_grads(sharded_model, cfg, resolution)
 
-  # check_vma=False: the parameters enter replicated and each device
-  # differentiates its own copy, so gradients stay per device through the
-  # subnet scan (no reduction per subnet) until the one pmean above.
-  sharded_grads = jax.shard_map(
-      local_grads, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(axis),
-                                        PartitionSpec(), PartitionSpec()),
-      out_specs=PartitionSpec(), check_vma=False)
+    def local_grads(params, batch_stats, batch, subnets, key):
+      """One device's share: its slice of the batch, BN moments and dropout masks
+      over the global batch, and its partial gradient, reduced once at the end."""
+      (loss, (batch_stats, metrics)), grads = grads_fn(params, batch_stats, batch, subnets,
+                                                       key)
+      loss, metrics, grads = jax.lax.pmean((loss, metrics, grads), axis)
+      return (loss, (batch_stats, metrics)), grads
 
-  def step(state: TrainState, batch: dict, subnets: dict) -> tuple[TrainState, dict]:
+    # check_vma=False: the parameters enter replicated and each device
+    # differentiates its own copy, so gradients stay per device through the
+    # subnet scan (no reduction per subnet) until the one pmean above.
+    return jax.shard_map(
+        local_grads, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(),
+                                          PartitionSpec(axis), PartitionSpec(), PartitionSpec()),
+        out_specs=PartitionSpec(), check_vma=False)
+
+  def step(state: TrainState, batch: dict, subnets: dict, resolution: int
+           ) -> tuple[TrainState, dict]:
     key = jax.random.fold_in(state.rng, state.step)
-    (loss, (batch_stats, metrics)), grads = sharded_grads(state.params, state.batch_stats,
-                                                          batch, subnets, key)
+    (loss, (batch_stats, metrics)), grads = sharded_grads(resolution)(
+        state.params, state.batch_stats, batch, subnets, key)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics["loss"] = loss
@@ -285,4 +334,5 @@ def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, me
   replicated = NamedSharding(mesh, PartitionSpec())
   sharded = NamedSharding(mesh, PartitionSpec("data"))
   return jax.jit(step, in_shardings=(replicated, sharded, replicated),
-                 out_shardings=(replicated, replicated), donate_argnums=(0,))
+                 out_shardings=(replicated, replicated), donate_argnums=(0,),
+                 static_argnums=(3,))
