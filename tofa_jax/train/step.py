@@ -1,8 +1,8 @@
 """One jitted, data-parallel TOFA training step (Algorithm 1, lines 5-17).
 
 `make_train_step` returns `step(state, batch, subnets, resolution) -> (state,
-metrics)`, jitted over a device mesh with the batch sharded on its `data` axis and the
-state replicated, so the same code runs on 1 or N devices. The forward and
+metrics)`, jitted over a device mesh with the batch sharded on its `data` axis and
+the state replicated, so the same code runs on 1 or N devices. The forward and
 backward passes run per device under `shard_map`: BatchNorm moments and dropout
 masks span the global batch, and each device's gradient stays local until one
 all-reduce per step (a `pmean` after the last subnet); the optimiser update then
@@ -30,9 +30,8 @@ Sandwich scheme (default), per step:
      every other subnet is recalibrated before evaluation (`bn_calibration`).
 The backward runs subnet by subnet, as OFA and AttentiveNAS do: the max subnet's
 gradient first, then the min subnet's, then each random subnet's, accumulated
-inside the scan. The sum
-is the gradient of the whole sandwich's loss, and a step's peak memory is one
-subnet's forward and backward.
+inside the scan. The sum is the gradient of the whole sandwich's loss, and a step's
+peak memory is one subnet's forward and backward.
 RSS schemes (`rss_epoch`, `rss_batch`) train the one sampled subnet with L^lab
 (+ L^FM on its own pseudo-labels); there is no teacher, so no distillation.
 """
