@@ -3,18 +3,31 @@
   python benchmarks/train_throughput.py --config=configs/demo.py [--steps=10]
   python benchmarks/train_throughput.py --config=configs/cifar100.py \
       --config.model.resolutions='(128,)' --config.data.image_size=128 --synthetic
+  python benchmarks/train_throughput.py --config=configs/demo.py \
+      --config.model.resolutions='(64,)' --loop_steps=20
 
 Prints: compile time of the jitted TOFA step, train-step images/s (labelled +
 unlabelled images per second), the input pipeline's images/s (grain stream with
 resize, plus on-device weak/strong augmentation), and the process's peak RSS
 (on CPU the device memory is host memory). `--synthetic` feeds random uint8
 images instead of the dataset (for datasets not prepared on this machine).
+
+`--loop_steps=K` also runs the real training loop (`train_and_evaluate`, in a
+temporary workdir) for 3K steps, logging every K, and prints its steady-state
+ms/step (the images/s its log reports over steps K+1..3K)
+next to the bare step's: the difference is the loop's overhead per step (data
+loading, host-to-device transfer, augmentation dispatch, sampling, Omega and
+any host sync).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import resource
 import sys
+import tempfile
 import time
 
 import jax
@@ -34,6 +47,32 @@ from tofa_jax.train import step as train_step  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
 _STEPS = flags.DEFINE_integer("steps", 10, "timed steps")
 _SYNTHETIC = flags.DEFINE_bool("synthetic", False, "random images instead of the dataset")
+_LOOP_STEPS = flags.DEFINE_integer("loop_steps", 0, "also time the training loop: 3K steps, "
+                                   "logged every K (0: skip)")
+
+
+class _Tee(io.StringIO):
+  def write(self, s):
+    sys.__stdout__.write(s)
+    return super().write(s)
+
+
+def loop_ms_per_step(config, k: int, per_step: int) -> float:
+  """Steady-state ms/step of `train_and_evaluate`: from the images/s its log lines
+  report at steps 2K and 3K (not the first interval's, which holds the start-up)."""
+  from tofa_jax.train import loop
+
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.train.steps, config.train.log_every = 3 * k, k
+    config.train.eval_every, config.train.checkpoint_every = 0, 10 ** 9
+  out = _Tee()
+  with tempfile.TemporaryDirectory() as workdir, contextlib.redirect_stdout(out):
+    loop.train_and_evaluate(config, workdir)
+  rates = [float(v) for v in re.findall(r"train/images_per_s=([0-9.e+]+)", out.getvalue())]
+  if len(rates) < 2:
+    raise RuntimeError(f"expected images/s at steps 2K and 3K in the log, got {rates}")
+  return 1000 * per_step / (sum(rates[-2:]) / 2)
 
 
 def main(argv):
@@ -99,6 +138,11 @@ def main(argv):
     n += per_step
   print(f"input pipeline (grain + on-device augmentation): "
         f"{n / (time.perf_counter() - t):.1f} images/s")
+  if _LOOP_STEPS.value:
+    loop_ms = loop_ms_per_step(config, _LOOP_STEPS.value, per_step)
+    print(f"training loop: {loop_ms:.0f} ms/step; bare step {dt * 1000:.0f} ms/step; "
+          f"loop overhead {loop_ms - dt * 1000:+.0f} ms/step "
+          f"({100 * (loop_ms / (dt * 1000) - 1):+.1f}%)")
   print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GiB")
 
 

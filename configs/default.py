@@ -7,6 +7,9 @@ from ml_collections import config_dict
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
+  # JAX's persistent compilation cache: a restarted run loads its compiled step from
+  # here. '' turns it off; single-process runs only.
+  c.jax_cache_dir = "~/.cache/tofa_jax/jax_cache"
 
   c.model = ml_collections.ConfigDict()
   c.model.space = "tofa"
@@ -105,4 +108,5 @@ def get_config() -> ml_collections.ConfigDict:
   c.palette.export = True  # each member as a static model under workdir/palette/
   c.palette.population_bins = 0  # RSS population evaluation: MFLOPs bins (0 = off)
   c.palette.population_per_bin = 10  # random subnets per bin
+  c.palette.progress_every_s = 30.0  # a search's progress line (subnets evaluated, ETA)
   return c

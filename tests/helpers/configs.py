@@ -8,6 +8,7 @@ from configs import default
 def tiny_config(**overrides):
   c = default.get_config()
   c.model.space = "tiny"
+  c.jax_cache_dir = ""  # tests stay out of ~/.cache; the cache test sets its own
   c.data.name = "digits"
   c.data.num_labelled = 50
   c.model.resolutions = (32,)  # one program; the elastic-resolution test sets two

@@ -55,7 +55,8 @@ def test_palette_end_to_end(trained):
                "--config.palette.latency_batch=4",
                "--config.palette.latency_repeats=2",
                "--config.palette.population_bins=2",
-               "--config.palette.population_per_bin=2")
+               "--config.palette.population_per_bin=2",
+               "--config.palette.progress_every_s=0")
   assert r.returncode == 0, r.stderr[-3000:]
   out = os.path.join(trained, "palette")
   with open(os.path.join(out, "palette.json")) as f:
@@ -94,6 +95,14 @@ def test_palette_end_to_end(trained):
   assert rule and all(a in omega for a in rule)
   assert report["comparison"]["rule"]["evaluated_on_validation"] == 0
   assert report["comparison"]["random"]["evaluated_on_validation"] > 0
+
+  # Progress (a line per evaluation at progress_every_s=0): counted 1, 2, ... of the
+  # most a search can need: 3 budgets x 3 samples; 3 x (4 + 2 x (2 + 2)) for evolution.
+  for method, most in (("random", 9), ("regnas", 36)):
+    counts = [int(x.split(": ")[2].split(" of at most ")[0]) for x in r.stdout.splitlines()
+              if x.startswith(f"palette: {method}: ") and f" of at most {most} subnets" in x]
+    assert counts == list(range(1, len(counts) + 1)) and len(counts) <= most
+    assert len(counts) >= report["comparison"][method]["evaluated_on_validation"] > 0
   labels = datasets.bundled("digits", "train").labels
   _, val_idx = datasets.validation_split(labels, 0.3, 0)
   assert report["validation"] == {"examples": len(val_idx), "held_out_in_training": True}

@@ -16,7 +16,8 @@ import pytest
 from helpers.configs import tiny_config
 from helpers.paths import ROOT
 from tofa_jax.data import datasets
-from tofa_jax.train import loop
+from tofa_jax.train import checkpointing, evaluator, loop
+from tofa_jax.train import metrics as metrics_lib
 
 
 def _restore_state(workdir: str, step: int) -> dict:
@@ -25,9 +26,15 @@ def _restore_state(workdir: str, step: int) -> dict:
     return ckptr.restore(path)
 
 
-def test_smoke_on_bundled_digits(tmp_path):
+def test_smoke_on_bundled_digits(tmp_path, capsys):
   workdir = str(tmp_path)
   result = loop.train_and_evaluate(tiny_config(), workdir)
+  out = capsys.readouterr().out.splitlines()
+  assert out[0] == "loading data (50 labelled, 1388 unlabelled; digits, 10 classes, at 32 px)"
+  logged = [x for x in out if x.startswith("step ") and "train/loss=" in x]
+  assert [x.split()[1] for x in logged] == ["1", "2", "3"]
+  for x in logged:  # the rate over each interval, compile time left out
+    assert all(f"train/{k}=" in x for k in ("steps_per_s", "images_per_s", "eta_min"))
   assert set(result) == {"top1_max", "top1_min"}
   assert all(0.0 <= v <= 1.0 for v in result.values())
   with open(os.path.join(workdir, "subnets.jsonl")) as f:
@@ -74,13 +81,15 @@ def test_elastic_resolution_trains_every_resolution_with_one_program_each(tmp_pa
       for r in sorted(drawn)]
 
 
-def test_resumed_run_equals_uninterrupted(tmp_path):
+def test_resumed_run_equals_uninterrupted(tmp_path, capsys):
   full, split = str(tmp_path / "full"), str(tmp_path / "split")
   overrides = {"train.steps": 4, "train.checkpoint_every": 100, "evals.subnets": ()}
   loop.train_and_evaluate(tiny_config(**overrides), full)
   loop.train_and_evaluate(tiny_config(**overrides, **{"train.stop_after_steps": 2}), split)
   assert sorted(os.listdir(os.path.join(split, "checkpoints"))) == ["2"]
+  capsys.readouterr()
   loop.train_and_evaluate(tiny_config(**overrides), split)  # resumes at step 2
+  assert "resumed from step 2 of 4" in capsys.readouterr().out.splitlines()
   a, b = _restore_state(full, 4), _restore_state(split, 4)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
@@ -131,3 +140,85 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
                                                 r"good checkpoint \(step 0\)"):
     loop.train_and_evaluate(cfg, str(tmp_path))
   assert os.listdir(os.path.join(str(tmp_path), "checkpoints")) == []
+
+
+def test_non_finite_parameters_are_never_saved(tmp_path):
+  # An infinite learning rate: step 1's loss is finite, the parameters after it are not.
+  cfg = tiny_config(**{"optim.lr": float("inf"), "optim.warmup_epochs": 0,
+                       "train.checkpoint_every": 1, "train.log_every": 100})
+  with pytest.raises(loop.NonFiniteLoss, match=r"the parameters are not finite after step 1 "
+                                                r"\(the losses were finite\); stopping\. The last "
+                                                r"good checkpoint \(step 0\)"):
+    loop.train_and_evaluate(cfg, str(tmp_path))
+  assert os.listdir(os.path.join(str(tmp_path), "checkpoints")) == []
+
+
+def test_the_host_reads_the_device_only_at_log_checkpoint_and_eval_steps(tmp_path, monkeypatch):
+  # Every host read of a jax.Array (float(), np.asarray, device_get) goes through
+  # ArrayImpl._value. Outside the loop's sanctioned reads, one fails the run.
+  from jax._src import array as jax_array
+
+  value, open_reads, reads = jax_array.ArrayImpl._value, [0], []
+
+  def guarded(self):
+    if not open_reads[0]:
+      raise AssertionError("the loop read a device value between log/checkpoint/eval steps")
+    return value.fget(self)
+
+  def allow(owner, name, step_arg):
+    read = getattr(owner, name)
+
+    def wrapped(*args):
+      reads.append((name, args[step_arg]) if step_arg is not None else (name,))
+      open_reads[0] += 1
+      try:
+        return read(*args)
+      finally:
+        open_reads[0] -= 1
+    monkeypatch.setattr(owner, name, wrapped)
+
+  allow(metrics_lib.StepMetrics, "first_non_finite", None)
+  allow(metrics_lib.StepMetrics, "means", 1)
+  allow(loop, "_all_finite", None)
+  allow(checkpointing.Checkpointer, "save", 1)
+  allow(evaluator.Evaluator, "__call__", None)
+  # The guard starts with the loop: set-up may read (initial variables, restore).
+  start = metrics_lib.StepMetrics.__init__
+
+  def arm(self, *args):
+    start(self, *args)
+    monkeypatch.setattr(jax_array.ArrayImpl, "_value", property(guarded))
+  monkeypatch.setattr(metrics_lib.StepMetrics, "__init__", arm)
+  cfg = tiny_config(**{"train.steps": 7, "train.log_every": 3, "train.checkpoint_every": 5,
+                       "train.eval_every": 0})
+  loop.train_and_evaluate(cfg, str(tmp_path))
+  check = [("first_non_finite",)]
+  assert reads == [*check, ("means", 3),
+                   *check, ("_all_finite",), ("save", 5),
+                   *check, ("means", 6),
+                   *check, ("means", 7), ("_all_finite",), ("save", 7), ("__call__",)]
+
+
+def test_a_restarted_run_loads_its_train_step_from_the_persistent_cache(tmp_path):
+  cache, workdir = tmp_path / "cache", tmp_path / "run"
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+
+  def run(*flags):
+    r = subprocess.run([sys.executable, "-m", "tofa_jax.main",
+                        "--config=tests/helpers/tiny_run_config.py", f"--workdir={workdir}",
+                        f"--config.jax_cache_dir={cache}", "--config.train.steps=4", *flags],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+  def steps():
+    return sorted(x for x in os.listdir(cache) if x.startswith("jit_step-"))
+
+  run("--config.train.stop_after_steps=2")  # as if preempted at step 2
+  written = steps()
+  assert len(written) == 1  # one train program (one resolution), stored on disk
+  out = run()
+  assert "resumed from step 2 of 4" in out.splitlines()
+  assert steps() == written  # the restart found it: nothing compiled anew was stored

@@ -28,6 +28,12 @@ class EvolutionConfig:
   num_crossovers: int = 16
   mutate_prob: float = 0.1
 
+  @property
+  def most_evaluations(self) -> int:
+    """The most distinct subnets one search evaluates: the first population, then
+    each generation's mutants and children."""
+    return self.population + self.generations * (self.num_mutations + self.num_crossovers)
+
   def check(self) -> None:
     for name in ("population", "generations", "parents"):
       if getattr(self, name) < 1:

@@ -47,7 +47,7 @@ from tofa_jax.cost import cost_model
 from tofa_jax.cost.latency import LatencyMeter
 from tofa_jax.data import datasets, loading
 from tofa_jax.model import supernet
-from tofa_jax.search import evolution, population, regression, selection
+from tofa_jax.search import evolution, population, progress, regression, selection
 from tofa_jax.search.subnet_eval import SubnetEvaluator
 from tofa_jax.space import arch as arch_lib
 from tofa_jax.space import genome, sampling, search_space
@@ -175,15 +175,22 @@ class Palette:
     except genome.InfeasibleBudget:
       return None
 
+  def _progress(self, method: str, per_budget: int) -> progress.SearchProgress:
+    return progress.SearchProgress(self.log, f"palette: {method}",
+                                   per_budget * len(self.budgets),
+                                   float(self.pc.get("progress_every_s", 30.0)))
+
   def _evolution(self) -> list[Pick]:
     cfg = evolution.EvolutionConfig(**self.pc.evolution)
+    fitness = self._progress("evolution", cfg.most_evaluations).wrap(self.val_top1)
     return self._search_each_budget("evolution",
-                                    lambda sampler: evolution.evolve(sampler, self.val_top1, cfg))
+                                    lambda sampler: evolution.evolve(sampler, fitness, cfg))
 
   def _random(self) -> list[Pick]:
     samples = int(self.pc.random_samples)
+    fitness = self._progress("random", samples).wrap(self.val_top1)
     return self._search_each_budget(
-        "random", lambda sampler: evolution.random_search(sampler, self.val_top1, samples))
+        "random", lambda sampler: evolution.random_search(sampler, fitness, samples))
 
   def _search_each_budget(self, name: str, search) -> list[Pick]:
     """Per budget, the best validation top-1 that `search(sampler)` finds."""
@@ -202,6 +209,7 @@ class Palette:
   def _regnas(self) -> list[Pick]:
     cfg = evolution.EvolutionConfig(**self.pc.evolution)
     reward = regression.reward(self.pc.reward, tuple(self.pc.lambdas))
+    counted = self._progress("regnas", cfg.most_evaluations).wrap
     picks, reference = [], None
     for t in self.budgets:
       sampler = self._sampler(t, reference)
@@ -213,7 +221,7 @@ class Palette:
       else:
         ref_pred = self.val.predictions(reference)
         fitness = lambda a, r=ref_pred: reward(self.val.predictions(a), self.val.labels, r)  # noqa: E731
-      result = evolution.evolve(sampler, fitness, cfg)
+      result = evolution.evolve(sampler, counted(fitness), cfg)
       note = f"reward={result.fitness:.4f}" + ("" if reference else " (R0, first member)")
       picks.append(Pick(t, result.best, note))
       self.log(f"palette: regnas, budget {t:.4g}: {note}")

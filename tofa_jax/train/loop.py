@@ -5,22 +5,29 @@ pretrained checkpoint (`config.init`), and runs the jitted data-parallel step
 for `train.steps` steps with on-device augmentation, the subnet record Omega,
 periodic checkpoints (resumed automatically from `workdir`), TensorBoard
 metrics and evaluation of the max and min subnets after BN recalibration.
+
+The loop never waits on the device between log steps: metrics stay on device
+(`metrics.StepMetrics`), the next batch is placed and augmented while the step
+runs, and the host runs at most `MAX_STEPS_AHEAD` steps ahead of the device.
+Log, checkpoint and evaluation steps read the metrics first, so a loss that
+turned inf or nan stops the run there, before anything is saved.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import time
 
 import jax
-from absl import logging
+import jax.numpy as jnp
 from etils import epath
 from jax.sharding import NamedSharding, PartitionSpec
 
-from tofa_jax.data import augment, input_pipeline, loading
+from tofa_jax.data import augment, device_prefetch, input_pipeline, loading
 from tofa_jax.model import supernet
-from tofa_jax.runtime import distributed, memory, saved_config
+from tofa_jax.runtime import compilation_cache, distributed, memory, saved_config
 from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.runtime.mesh import global_array
 from tofa_jax.space import search_space
@@ -30,9 +37,29 @@ from tofa_jax.train import step as train_step
 from tofa_jax.train.evaluator import Evaluator
 from tofa_jax.weights import pretrained
 
+MAX_STEPS_AHEAD = 2  # steps dispatched but unfinished; bounds the batches held on device
+
 
 class NonFiniteLoss(RuntimeError):
   pass
+
+
+@jax.jit
+def _finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def _all_finite(state) -> bool:
+  """Whether every floating-point array of `state` is finite (checked before a save)."""
+  return bool(_finite(state))
+
+
+def _say(text: str) -> None:
+  """A progress line for the user (process 0 only)."""
+  if jax.process_index() == 0:
+    print(text, flush=True)
 
 
 def save_run_config(config, workdir: str, mean, std) -> None:
@@ -55,25 +82,22 @@ def _check(config, data: loading.Data, cfg: train_step.StepConfig, space) -> Non
                        "data is labelled; use loss.variant='lab' (fully labelled mode)")
 
 
-def _compile(step_fn, state, space, cfg: train_step.StepConfig, config, mesh, resolution: int,
-             verbose: bool):
+def _compile(step_fn, state, space, cfg: train_step.StepConfig, config, mesh, resolution: int):
   """The step program for random subnets at `resolution`, compiled ahead of its first
-  batch; prints its compile time and the device memory one step needs (XLA's memory
-  analysis)."""
+  batch (or loaded from JAX's persistent cache); prints its compile time and the
+  device memory one step needs (XLA's memory analysis)."""
   what = f"the train step for {resolution} px"
   if cfg.scheme == "sandwich" and len(space.resolutions) > 1:
     what += (f" (random subnets; max {max(space.resolutions)} px, "
              f"min {min(space.resolutions)} px)")
-  if verbose:
-    print(f"compiling {what} ...", flush=True)
+  _say(f"compiling {what} ...")
   start = time.perf_counter()
   subnets = train_step.stacked(space, train_step.step_archs(space, cfg, 0, 0, 0))
   batch = train_step.abstract_batch(cfg, config.train.batch_size,
                                     config.train.unlabelled_batch_size, mesh)
   compiled = step_fn.lower(state, batch, subnets, resolution).compile()
-  if verbose:
-    print(f"compiled {what}: {time.perf_counter() - start:.1f} s, "
-          f"{memory.compiled_gib(compiled):.2f} GiB", flush=True)
+  _say(f"compiled {what}: {time.perf_counter() - start:.1f} s, "
+       f"{memory.compiled_gib(compiled):.2f} GiB")
   return compiled
 
 
@@ -82,18 +106,23 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   if jax.process_count() > 1:  # every process must run one config (seeds included)
     distributed.check_processes_agree("run a different config", config.to_json_best_effort())
+  compilation_cache.enable(config.get("jax_cache_dir", ""))
   space = search_space.resolve(config.model)
   cfg = train_step.step_config(config, space)
   data = loading.load_data(config)
   _check(config, data, cfg, space)
+  _say(f"loading data ({len(data.labelled_idx)} labelled, "
+       f"{len(data.unlabelled_idx) if cfg.uses_unlabelled else 0} unlabelled; "
+       f"{config.data.name}, {data.num_classes} classes, at {cfg.image_size} px)")
   num_classes = data.num_classes
   model = supernet.from_config(config, space, num_classes)
   variables = supernet.init_variables(model, seed=config.seed, resolution=cfg.image_size)
   mean, std = pretrained.normalization(config)
   if config.init.checkpoint:
-    variables, converted = pretrained.init_from_checkpoint(config.init, space, variables,
-                                                           num_classes)
-    logging.info("initialised from %s (%s)", config.init.checkpoint, converted.format)
+    variables, converted, loaded = pretrained.init_from_checkpoint(config.init, space,
+                                                                   variables, num_classes)
+    _say(f"initialising from {config.init.checkpoint} ({loaded} of "
+         f"{len(jax.tree.leaves(variables))} tensors; {converted.format})")
 
   if jax.process_index() == 0:
     save_run_config(config, workdir, mean, std)
@@ -145,74 +174,89 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     if unl_iter is not None:
       unl_iter.set_state(meta["unlabelled_iterator"])
     subnet_log.truncate(start)
-    logging.info("resumed from step %d", start)
+    _say(f"resumed from step {start} of {total}")
   programs = {}  # resolution of the random subnets -> compiled step: at most one each
+  speed = metrics_lib.Throughput(start, total, config.train.batch_size + (
+      config.train.unlabelled_batch_size if cfg.uses_unlabelled else 0))
 
   def program(resolution: int):
     if resolution not in programs:
-      programs[resolution] = _compile(step_fn, state, space, cfg, config, mesh, resolution,
-                                      pid == 0)
+      t = time.perf_counter()
+      programs[resolution] = _compile(step_fn, state, space, cfg, config, mesh, resolution)
+      speed.exclude(time.perf_counter() - t)
     return programs[resolution]
 
-  writer = metrics_lib.Writer(workdir, enabled=pid == 0)
-  images_per_step = config.train.batch_size + (config.train.unlabelled_batch_size
-                                               if cfg.uses_unlabelled else 0)
-  speed = metrics_lib.Throughput(total, images_per_step)
   aug_key = jax.random.PRNGKey(config.seed + 7)
 
-  def meta() -> dict:
-    m = {"omega": record.to_state(), "labelled_iterator": lab_iter.get_state()}
-    if unl_iter is not None:
-      m["unlabelled_iterator"] = unl_iter.get_state()
-    return m
+  def batches():
+    """(step, batch on the devices, iterator positions after it) from `start` on."""
+    for step in range(start, total):
+      lab = next(lab_iter)
+      k_l, k_w, k_s = jax.random.split(jax.random.fold_in(aug_key, step), 3)
+      batch = {"images": weak_view(k_l, global_array(batch_sharding, lab["image"])),
+               "labels": global_array(batch_sharding, lab["label"])}
+      positions = {"labelled_iterator": lab_iter.get_state()}
+      if unl_iter is not None:
+        unl = global_array(batch_sharding, next(unl_iter)["image"])
+        batch["unlabelled_weak"] = weak_view(k_w, unl)
+        batch["unlabelled_strong"] = strong_view(k_s, unl)
+        positions["unlabelled_iterator"] = unl_iter.get_state()
+      yield step, batch, positions
 
+  writer = metrics_lib.Writer(workdir, enabled=pid == 0)
+  step_metrics = metrics_lib.StepMetrics(start)
   evaluator = Evaluator(config, model, space, data, plain_view, batch_sharding)
   # Preemption: one process watches SIGTERM itself; several agree on the step to
   # stop at through JAX's preemption sync point (orbax `reached_preemption`).
   multi = pcount > 1
   sigterm = None if multi else checkpointing.SigtermFlag()
   stop_at = int(config.train.get("stop_after_steps", -1))
+  every = lambda n, i: bool(n) and i % n == 0  # noqa: E731
   last_saved = start
+  in_flight = collections.deque()  # losses of the steps dispatched and maybe unfinished
   final: dict[str, float] = {}
   try:
-    for step in range(start, total):
-      epoch = step // steps_per_epoch
-      lab = next(lab_iter)
-      key = jax.random.fold_in(aug_key, step)
-      k_l, k_w, k_s = jax.random.split(key, 3)
-      batch = {"images": weak_view(k_l, global_array(batch_sharding, lab["image"])),
-               "labels": global_array(batch_sharding, lab["label"])}
-      if unl_iter is not None:
-        unl = global_array(batch_sharding, next(unl_iter)["image"])
-        batch["unlabelled_weak"] = weak_view(k_w, unl)
-        batch["unlabelled_strong"] = strong_view(k_s, unl)
-      archs = train_step.step_archs(space, cfg, config.seed, step, epoch)
+    for step, batch, positions in device_prefetch.prefetch(batches(), size=2):
+      archs = train_step.step_archs(space, cfg, config.seed, step, step // steps_per_epoch)
       if multi and step == start:  # by construction; checked once per run
         distributed.check_processes_agree(f"sample different subnets at step {step + 1}",
                                           [a.to_json(True) for a in archs])
       state, m = program(train_step.step_resolution(archs))(
           state, batch, train_step.stacked(space, archs))
-      loss = float(m["loss"])
-      if not math.isfinite(loss):
-        raise NonFiniteLoss(f"loss is {loss} at step {step + 1}; stopping. The last good "
-                            f"checkpoint (step {last_saved}) is in {ckpt.directory}")
+      step_metrics.add(m)
+      in_flight.append(m["loss"])
+      if len(in_flight) > MAX_STEPS_AHEAD:
+        in_flight.popleft().block_until_ready()
       iteration = step + 1  # Algorithm 1 counts iterations from 1
       record.update(archs, iteration)
       subnet_log.append(iteration, archs)
-      if iteration % config.train.log_every == 0 or iteration == total:
-        scalars = {k: float(v) for k, v in m.items()}
-        scalars.update(speed.report(iteration))
-        writer.write_scalars(iteration, scalars, prefix="train/")
       preempted = ckpt.reached_preemption(iteration) if multi else sigterm.raised
       done = iteration in (total, stop_at) or preempted
-      if iteration % config.train.checkpoint_every == 0 or done:
-        ckpt.save(iteration, state, meta())
+      log_now = every(config.train.log_every, iteration) or iteration == total
+      save_now = every(config.train.checkpoint_every, iteration) or done
+      eval_now = iteration == total or every(config.train.eval_every, iteration)
+      if log_now or save_now or eval_now:  # the host reads the device only here
+        bad = step_metrics.first_non_finite()
+        if bad is not None:
+          raise NonFiniteLoss(f"loss is {bad[1]} at step {bad[0]}; stopping. The last good "
+                              f"checkpoint (step {last_saved}) is in {ckpt.directory}")
+      if log_now:
+        scalars = step_metrics.means(iteration)
+        scalars.update(speed.report(iteration))
+        writer.write_scalars(iteration, scalars, prefix="train/")
+      if save_now:
+        if not _all_finite(state):
+          raise NonFiniteLoss(f"the parameters are not finite after step {iteration} (the "
+                              f"losses were finite); stopping. The last good checkpoint (step "
+                              f"{last_saved}) is in {ckpt.directory}")
+        ckpt.save(iteration, state, {"omega": record.to_state(), **positions})
         subnet_log.flush()
         last_saved = iteration
-      if iteration == total or (config.train.eval_every
-                                and iteration % config.train.eval_every == 0):
+      if eval_now:
+        t = time.perf_counter()
         final = evaluator(state)
         writer.write_scalars(iteration, final, prefix="eval/")
+        speed.exclude(time.perf_counter() - t)
       if done:
         break
   finally:

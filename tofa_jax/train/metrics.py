@@ -1,9 +1,14 @@
-"""Metric writing: TensorBoard event files plus console lines.
+"""Metrics: kept on device between log steps, written as TensorBoard events and
+console lines, with the run's rate and ETA.
 
 clu's `metric_writers` package imports TensorFlow when it is imported (its
 `SummaryWriter` module does `import tensorflow`), and TensorFlow is only an
 optional extra here, so the events are written with tensorboardX behind the
 same `write_scalars(step, {name: value})` interface. Only process 0 writes.
+
+`StepMetrics` sums each step's metrics on device (an asynchronous dispatch), so
+the loop reaches the host only at log and checkpoint steps: then it reads the
+interval's means and the first step whose loss was not finite.
 """
 
 from __future__ import annotations
@@ -11,6 +16,55 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+
+
+@jax.jit
+def _first(metrics):
+  loss = metrics["loss"]
+  bad = jnp.where(jnp.isfinite(loss), -1, 0).astype(jnp.int32)
+  return {"sums": metrics, "count": jnp.ones((), jnp.int32), "bad": bad, "bad_loss": loss}
+
+
+@jax.jit
+def _add(acc, metrics):
+  count, loss = acc["count"], metrics["loss"]
+  new_bad = (acc["bad"] < 0) & ~jnp.isfinite(loss)
+  return {"sums": jax.tree.map(jnp.add, acc["sums"], metrics), "count": count + 1,
+          "bad": jnp.where(new_bad, count, acc["bad"]),
+          "bad_loss": jnp.where(new_bad, loss, acc["bad_loss"])}
+
+
+class StepMetrics:
+  """The train step's metrics since the last log step, on device.
+
+  `add` queues one small computation and never waits. `first_non_finite` and
+  `means` wait for the steps added so far; `means` also starts a new interval.
+  """
+
+  def __init__(self, start_step: int):
+    self._acc, self._start = None, start_step  # steps after `_start` are in `_acc`
+
+  def add(self, metrics: Mapping[str, jax.Array]) -> None:
+    self._acc = _first(metrics) if self._acc is None else _add(self._acc, metrics)
+
+  def first_non_finite(self) -> tuple[int, float] | None:
+    """(step counted from 1, loss) of this interval's first loss that was inf or nan."""
+    if self._acc is None:
+      return None
+    bad = int(self._acc["bad"])
+    return None if bad < 0 else (self._start + bad + 1, float(self._acc["bad_loss"]))
+
+  def means(self, step: int) -> dict[str, float]:
+    """Each metric's mean over the steps added since the last call; `step` is the
+    last of them."""
+    if self._acc is None:
+      return {}
+    acc = jax.device_get(self._acc)
+    self._acc, self._start = None, step
+    return {k: float(v) / int(acc["count"]) for k, v in acc["sums"].items()}
 
 
 class Writer:
@@ -47,17 +101,23 @@ def _fmt(v: float) -> str:
 
 
 class Throughput:
-  """Images/s and ETA over the steps since the last report."""
+  """Steps/s, images/s and ETA over the steps since the last report, not counting
+  the seconds spent compiling (`exclude`)."""
 
-  def __init__(self, total_steps: int, images_per_step: int):
+  def __init__(self, start_step: int, total_steps: int, images_per_step: int):
     self.total, self.per_step = total_steps, images_per_step
-    self.t, self.step = time.perf_counter(), None
+    self.t, self.step, self.excluded = time.perf_counter(), start_step, 0.0
+
+  def exclude(self, seconds: float) -> None:
+    self.excluded += seconds
 
   def report(self, step: int) -> dict[str, float]:
+    """Call once the steps up to `step` have finished (after reading their metrics)."""
     now = time.perf_counter()
-    if self.step is None or step <= self.step:
-      self.t, self.step = now, step
+    elapsed, steps = now - self.t - self.excluded, step - self.step
+    self.t, self.step, self.excluded = now, step, 0.0
+    if steps <= 0 or elapsed <= 0:
       return {}
-    dt = (now - self.t) / (step - self.step)
-    self.t, self.step = now, step
-    return {"images_per_s": self.per_step / dt, "eta_min": (self.total - step) * dt / 60}
+    dt = elapsed / steps
+    return {"steps_per_s": 1 / dt, "images_per_s": self.per_step / dt,
+            "eta_min": (self.total - step) * dt / 60}

