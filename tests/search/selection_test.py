@@ -89,3 +89,7 @@ def test_budgets():
   with pytest.raises(ValueError, match="palette.num_budgets"):
     selection.budgets((), 0, 100.0, 500.0)
   np.testing.assert_allclose(selection.budgets((), 3, 1.0, 2.0), [1.0, 1.5, 2.0])
+  # The space's MFLOPs window clips the range where the two overlap (tofa: 103-2391
+  # MFLOPs over 192-320 px, window 200-2500), and is ignored where they do not.
+  assert selection.budgets((), 3, 103.0, 2391.0, (200.0, 2500.0)) == [200.0, 1295.5, 2391.0]
+  assert selection.budgets((), 2, 10.0, 50.0, (200.0, 2500.0)) == [10.0, 50.0]

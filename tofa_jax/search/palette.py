@@ -3,7 +3,8 @@
 `run(config, workdir)` is what `python -m tofa_jax.palette` does. The trained
 supernet and Omega come from the latest checkpoint. For each budget t
 (`palette.budgets`, or `palette.num_budgets` evenly spaced over the space's
-range of `palette.metric`) one subnet is chosen by `palette.method`:
+range of `palette.metric`, for MFLOPs within the space's `mflops_window`) one
+subnet is chosen by `palette.method`:
 
   rule       TOFA Algorithm 2: the subnet of Omega with the highest index
              (`palette.index`: last | score) among those with p(a) <= t. No data.
@@ -106,8 +107,9 @@ class Palette:
     sizes = [len(g.choices) for g in self.genome.genes]
     self.range = (self.metric(self.genome.decode([0] * len(sizes))),
                   self.metric(self.genome.decode([n - 1 for n in sizes])))
+    window = self.space.mflops_window if self.pc.metric == "mflops" else None
     self.budgets = selection.budgets(tuple(self.pc.budgets), int(self.pc.num_budgets),
-                                     *self.range)
+                                     *self.range, window)
     self.rng = np.random.default_rng(int(self.pc.seed))
     train_pool = self.data.labelled_idx
     if self.data.unlabelled is self.data.train:

@@ -64,9 +64,13 @@ def select(omega: Sequence[tuple[arch_lib.Arch, Mapping[str, Any]]],
   return out
 
 
-def budgets(explicit: Sequence[float], num: int, lowest: float, highest: float) -> list[float]:
+def budgets(explicit: Sequence[float], num: int, lowest: float, highest: float,
+            window: tuple[float, float] | None = None) -> list[float]:
   """The explicit budgets (sorted), or `num` evenly spaced from the smallest
-  subnet's cost to the largest's."""
+  subnet's cost to the largest's, within `window` where it overlaps that range
+  (the space's MFLOPs window: TOFA's palette spans its 200-2400 MFLOPs)."""
+  if window is not None and max(lowest, window[0]) <= min(highest, window[1]):
+    lowest, highest = max(lowest, window[0]), min(highest, window[1])
   if explicit:
     values = sorted(float(b) for b in explicit)
     if values[-1] < lowest:
