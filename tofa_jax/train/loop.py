@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from tofa_jax.data import augment, device_prefetch, input_pipeline, loading
 from tofa_jax.model import supernet
-from tofa_jax.runtime import compilation_cache, distributed, memory, saved_config
+from tofa_jax.runtime import compilation_cache, distributed, memory, memory_maps, saved_config
 from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.runtime.mesh import global_array
 from tofa_jax.space import search_space
@@ -181,9 +181,13 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
 
   def program(resolution: int):
     if resolution not in programs:
-      t = time.perf_counter()
+      t, maps = time.perf_counter(), memory_maps.count()
       programs[resolution] = _compile(step_fn, state, space, cfg, config, mesh, resolution)
       speed.exclude(time.perf_counter() - t)
+      if jax.default_backend() == "cpu" and maps is not None:
+        memory_maps.check_room(memory_maps.count() - maps,
+                               len(space.resolutions) - len(programs),
+                               f"the train step for {resolution} px")
     return programs[resolution]
 
   aug_key = jax.random.PRNGKey(config.seed + 7)
