@@ -42,3 +42,11 @@ def test_throughput_leaves_out_excluded_seconds(monkeypatch):
   now[0] += 5.0  # the next 10 steps take 0.5 s each; nothing excluded any more
   assert speed.report(24)["steps_per_s"] == pytest.approx(2.0)
   assert speed.report(24) == {}  # no steps since the last report
+
+
+def test_writer_prints_one_line_per_write_and_nothing_for_no_scalars(tmp_path, capsys):
+  writer = metrics_lib.Writer(str(tmp_path))
+  writer.write_scalars(12, {}, prefix="eval/")  # a run evaluating no subnets
+  writer.write_scalars(12, {"top1_max": 0.5, "loss": 123456.0}, prefix="eval/")
+  writer.close()
+  assert capsys.readouterr().out == "step 12  eval/top1_max=0.5  eval/loss=1.235e+05\n"

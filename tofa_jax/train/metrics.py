@@ -79,7 +79,7 @@ class Writer:
       self._tb = SummaryWriter(os.path.join(workdir, "tb"), flush_secs=10)
 
   def write_scalars(self, step: int, scalars: Mapping[str, float], prefix: str = "") -> None:
-    if not self.enabled:
+    if not self.enabled or not scalars:
       return
     for k, v in scalars.items():
       self._tb.add_scalar(f"{prefix}{k}", float(v), step)
