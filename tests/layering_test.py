@@ -19,6 +19,7 @@ TOP = len(LAYERS)  # modules directly in tofa_jax/: the thin entry points
 ENTRY_POINTS = {  # module: a flag its --help must list
     "main": "--workdir", "palette": "--workdir", "flops": "--arch",
     "convert_torch": "--format", "predict": "--image", "prepare_data": "--dataset",
+    "export": "--palette",
 }
 MAX_LINES = 400
 NO_JAX = {"space": ("jax", "flax", "optax", "orbax")}  # plain Python and NumPy only
