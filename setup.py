@@ -18,6 +18,10 @@ EXPORT = [
     # orbax-checkpoint below this project's 0.12.8.
     "jax2onnx==0.13.0",
     "onnxruntime>=1.20",  # runs the exported models: parity tests and latency
+    # LiteRT: jax2tf hands the same graph to TensorFlow's TFLite converter (imported only
+    # when exporting); 2.21 resolves beside the pins without moving protobuf or numpy.
+    "tensorflow-cpu==2.21.0",
+    "ai-edge-litert==2.3.0",  # LiteRT's interpreter (tf.lite.Interpreter is deprecated)
 ]
 
 setup(

@@ -104,7 +104,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.palette.reward = "R2"  # regnas: R0 (Top-1) | R1 (-NFR) | R2 (Top-1 - NFR)
   c.palette.lambdas = ()  # (lambda1, lambda2) overrides the preset
   c.palette.latency_batch = 32  # latency is reported at batch 1 and this batch
-  c.palette.latency_repeats = 20
+  c.palette.latency_repeats = 20  # timed runs per figure, after latency_warmup: the median
+  c.palette.latency_warmup = 2
+  c.palette.latency_runtime = "jax"  # jax | onnxruntime | tflite (docs/export.md)
+  c.palette.latency_threads = 1  # onnxruntime/tflite threads (jax: XLA's own pool)
+  c.palette.latency_table = ""  # lut.json (python -m tofa_jax.latency_table): metric=latency
   c.palette.export = True  # each member as a static model under workdir/palette/
   c.palette.population_bins = 0  # RSS population evaluation: MFLOPs bins (0 = off)
   c.palette.population_per_bin = 10  # random subnets per bin

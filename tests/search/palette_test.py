@@ -15,6 +15,7 @@ import pytest
 from helpers.configs import tiny_config
 from helpers.paths import ROOT
 from tofa_jax.data import datasets
+from tofa_jax.deploy import latency_table
 from tofa_jax.palette import _argv_with_config
 from tofa_jax.runtime import saved_config
 from tofa_jax.space import arch as A
@@ -136,3 +137,70 @@ def test_saved_config_is_the_default_and_errors_are_one_line(trained, tmp_path):
       "['mflops', 'params', 'memory', 'latency']")
   r = _palette(str(tmp_path))
   assert "no config.json" in r.stderr
+
+
+def _export(palette_json: str, *flags: str) -> subprocess.CompletedProcess:
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, "-m", "tofa_jax.export", f"--palette={palette_json}",
+                         *flags], capture_output=True, text=True, env=env, cwd=ROOT,
+                        timeout=600)
+
+
+def test_latency_budgets_from_a_table_then_exported_files_reproduce_the_top1(
+    trained, tmp_path, monkeypatch):
+  # A latency table whose entries are known functions of each layer's input (no timing),
+  # so the palette's figures can be checked against it exactly.
+  space = get_space("tiny")
+  monkeypatch.setattr(latency_table, "time_fn",
+                      lambda rt, fn, hwc, *a: hwc[0] * hwc[2] / 100 + 0.01)
+  table = latency_table.build(space, "onnxruntime", 1, 10, 1, 1, resolutions=(32,),
+                              log=lambda _: None)
+  path = latency_table.save(table, str(tmp_path / "lut.json"))
+  lut = latency_table.load(path, space, 10)
+  r = _palette(trained, "--config.palette.metric=latency", "--config.palette.budgets=(8,12)",
+               f"--config.palette.latency_table={path}",
+               "--config.palette.latency_runtime=onnxruntime",
+               "--config.palette.latency_threads=1", "--config.palette.latency_batch=3",
+               "--config.palette.latency_repeats=2", "--config.palette.latency_warmup=1")
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = os.path.join(trained, "palette")
+  palette_json = os.path.join(out, "palette.json")
+  with open(palette_json) as f:
+    report = json.load(f)
+  table_info = report["latency"].pop("table")
+  assert report["latency"] == {"runtime": "onnxruntime", "threads": 1, "warmup": 1,
+                               "repeats": 2, "statistic": "median", "batch_sizes": [1, 3],
+                               "backend": "cpu"}
+  assert table_info["path"] == path and table_info["entries"] == len(table["entries"])
+  assert report["metric"] == "latency" and report["budgets"] == [8, 12]
+  members = report["models"]
+  assert members and all(set(m["latency_ms"]) == {"1", "3"} for m in members)
+  for m in members:  # the budget binds the table's figure; latency_ms is measured
+    predicted = lut.predict(A.Arch.from_dict(m["arch"]))
+    assert m["latency_ms_predicted"] == pytest.approx(predicted, rel=1e-12)
+    assert predicted <= m["budget"] and m["latency_ms"]["1"] > 0
+
+  r = _export(palette_json, "--format=onnx")
+  assert r.returncode == 0, r.stderr[-3000:]
+  r = _export(palette_json, "--format=tflite", "--int8", "--calibration_images=8")
+  assert r.returncode == 0, r.stderr[-3000:]
+  with open(palette_json) as f:
+    exported = json.load(f)["models"]
+  with open(os.path.join(out, "palette.csv")) as f:
+    rows = list(csv.DictReader(f))
+  for m, e, row in zip(members, exported, rows, strict=True):
+    ex = e["exports"]
+    assert set(ex) == {"onnx", "tflite", "tflite_int8"}
+    for fmt, name in (("onnx", "model.onnx"), ("tflite", "model.tflite"),
+                      ("tflite_int8", "model_int8.tflite")):
+      assert ex[fmt]["path"] == os.path.join(m["export_dir"], name)
+      assert os.path.getsize(ex[fmt]["path"]) > 0
+      assert float(row[f"top1_{fmt}"]) == ex[fmt]["top1"]
+    # Each float runtime reproduces the palette's JAX top-1 on the test split exactly.
+    assert ex["onnx"]["top1"] == m["top1"] and ex["tflite"]["top1"] == m["top1"], ex
+    assert 0.0 <= ex["tflite_int8"]["top1"] <= 1.0  # reported, not asserted
+    assert 0.0 <= ex["tflite_int8"]["agreement_with_float"] <= 1.0
+    assert ex["tflite_int8"]["calibration_images"] == 8
+    assert f"member {m['member']}: top-1 jax {m['top1']:.6f}, tflite {m['top1']:.6f}, " \
+           f"tflite_int8 " in r.stdout
+

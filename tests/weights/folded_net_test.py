@@ -12,6 +12,7 @@ import pytest
 
 from helpers.model import images, jit_apply, randomized_variables
 from tofa_jax.model import static_net, supernet
+from tofa_jax.space import plan as plan_lib
 from tofa_jax.space import sampling
 from tofa_jax.space.search_space import SPACE_NAMES, get_space
 from tofa_jax.weights import folded_net
@@ -44,3 +45,17 @@ def test_fold_equals_batch_norm_after_the_convolution():
   conv = x @ kernel[0, 0]
   want = (conv - bn_s["mean"]) / np.sqrt(bn_s["var"] + 1e-3) * bn_p["scale"] + bn_p["bias"]
   np.testing.assert_allclose(x @ w[0, 0] + b, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["tofa", "ofa_mbv3", "tiny_lite"])  # shortcut conv, SE, neither
+def test_block_shapes_are_the_folded_weights_shapes(name):
+  space = get_space(name)
+  model = supernet.build(space, num_classes=10, depthwise_impl="lax")
+  variables = randomized_variables(model, resolution=32)
+  arch = sampling.sample_arch(space, seed=5, step=0)
+  _, static_vars = static_net.extract(space, arch, variables, 10)
+  weights = folded_net.fold(space, arch, static_vars)
+  layers = plan_lib.plan(space, arch)
+  want = {k: v.shape for k, v in weights.items() if k.startswith("stage")}
+  got = {k: s for lp in layers for k, s in folded_net.block_shapes(space, lp).items()}
+  assert got == want and len(got) >= 4 * len(layers)

@@ -33,9 +33,7 @@ recalibrated BN, for `python -m tofa_jax.predict --params=...`).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -45,10 +43,11 @@ import jax
 import numpy as np
 
 from tofa_jax.cost import cost_model
-from tofa_jax.cost.latency import LatencyMeter
 from tofa_jax.data import datasets, loading
+from tofa_jax.deploy import latency_table, runtimes
+from tofa_jax.deploy.runtime_latency import RuntimeLatencyMeter
 from tofa_jax.model import supernet
-from tofa_jax.search import evolution, population, progress, regression, selection
+from tofa_jax.search import evolution, palette_report, population, progress, regression, selection
 from tofa_jax.search.subnet_eval import SubnetEvaluator
 from tofa_jax.space import arch as arch_lib
 from tofa_jax.space import genome, sampling, search_space
@@ -99,10 +98,16 @@ class Palette:
     self.resolutions = tuple(self.pc.resolutions) or tuple(
         sorted({a.resolution for a, _ in self.omega.archs()}))
     self.genome = genome.Genome(self.space, self.resolutions)
-    self.latency = LatencyMeter(self.space, self.variables, self.num_classes,
-                                repeats=int(self.pc.latency_repeats))
-    self.cost = cost_model.CostModel(self.space, self.num_classes,
-                                     latency_ms=lambda a: self.latency(a, 1))
+    pc = self.pc  # keys newer than a run's saved config get their defaults
+    self.latency = RuntimeLatencyMeter(self.space, self.variables, self.num_classes,
+                                       pc.get("latency_runtime", "jax"),
+                                       int(pc.get("latency_threads", 1)),
+                                       int(pc.latency_repeats), int(pc.get("latency_warmup", 2)))
+    self.table = (latency_table.load(pc.latency_table, self.space, self.num_classes)
+                  if pc.get("latency_table") else None)
+    self.cost = cost_model.CostModel(
+        self.space, self.num_classes,
+        latency_ms=self.table.predict if self.table else lambda a: self.latency(a, 1))
     self.metric = self.cost.metric_fn(self.pc.metric)
     sizes = [len(g.choices) for g in self.genome.genes]
     self.range = (self.metric(self.genome.decode([0] * len(sizes))),
@@ -239,7 +244,15 @@ class Palette:
     if with_latency:
       lat = self.latency.measure(arch, (1, int(self.pc.latency_batch)))
       d["latency_ms"] = {str(b): v for b, v in lat.items()}
+      if self.table:
+        d["latency_ms_predicted"] = self.table.predict(arch)
     return d
+
+  def latency_info(self) -> dict[str, Any]:
+    """How `latency_ms` was measured, and the table that `palette.metric=latency` used."""
+    return {**self.latency.describe(), "batch_sizes": [1, int(self.pc.latency_batch)],
+            "backend": jax.default_backend() if self.latency.runtime == "jax" else "cpu",
+            "table": self.table.describe() if self.table else None}
 
 
 def run(config, workdir: str, log=print) -> dict[str, Any]:
@@ -305,46 +318,12 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
       "reward": ({"preset": pc.reward, "lambdas": list(pc.lambdas)}
                  if pc.method == "regnas" else None),
       "test_examples": int(len(labels)), "validation": pal.val_info,
-      "omega_size": len(pal.omega), "models": rows,
+      "omega_size": len(pal.omega), "latency": pal.latency_info(), "models": rows,
       "missing": [{"budget": p.budget, "why": p.note} for p in chosen.picks if p.arch is None],
       "nfr_matrix": matrix.tolist(), "comparison": comparison, "population": pop,
   }
-  _write(out, report, matrix)
+  palette_report.write(out, report, matrix)
   return report
-
-
-def _write(out: str, report: dict, matrix: np.ndarray) -> None:
-  from tofa_jax.search import palette_plots
-
-  with open(os.path.join(out, "palette.json"), "w") as f:
-    json.dump(report, f, indent=1)
-  rows = report["models"]
-  fields = ["member", "budget", "method", "resolution", "mflops", "params_m", "memory_mb",
-            "latency_ms_b1", "latency_ms_batch", "top1", "nfr_from_smaller", "nfr_to_larger",
-            "selection", "arch", "export_dir"]
-  with open(os.path.join(out, "palette.csv"), "w", newline="") as f:
-    w = csv.DictWriter(f, fields)
-    w.writeheader()
-    for r in rows:
-      lat = list(r["latency_ms"].values())
-      w.writerow({**{k: r.get(k, "") for k in fields}, "arch": json.dumps(r["arch"]),
-                  "latency_ms_b1": lat[0], "latency_ms_batch": lat[-1]})
-  series = {m: [(p["mflops"], p["top1"]) for p in c["picks"] if p["arch"]]
-            for m, c in report["comparison"].items()}
-  palette_plots.accuracy_vs(series, "MFLOPs", f"selection methods ({report['space']})",
-                            os.path.join(out, "accuracy_vs_mflops.png"))
-  palette_plots.accuracy_vs({report["method"]: [(r["latency_ms"]["1"], r["top1"])
-                                                for r in rows]},
-                            f"latency, batch 1 ({jax.default_backend()}), ms",
-                            "palette: accuracy vs latency",
-                            os.path.join(out, "accuracy_vs_latency.png"))
-  if len(rows):
-    names = [f"#{r['member']} {r['mflops']:.3g}M" for r in rows]
-    palette_plots.nfr_heatmap(matrix, names, os.path.join(out, "nfr_heatmap.png"))
-  if report["population"]:
-    bins = [(f"{b['low_mflops']:.0f}-{b['high_mflops']:.0f}", b["top1"])
-            for b in report["population"]]
-    palette_plots.population_boxplot(bins, "MFLOPs bin", os.path.join(out, "population.png"))
 
 
 def _check(pc) -> None:
@@ -359,4 +338,5 @@ def _check(pc) -> None:
                      f"{list(METHODS)}")
   if int(pc.latency_batch) < 1:
     raise ValueError(f"palette.latency_batch={pc.latency_batch}; use at least 1")
+  runtimes.check(pc.get("latency_runtime", "jax"))
   regression.reward(pc.reward, tuple(pc.lambdas))  # validates

@@ -83,34 +83,42 @@ def _conv(x, w, b=None, stride=1, padding="symmetric", groups=1):
   return y if b is None else y + b
 
 
-def forward(space: SearchSpace, arch: arch_lib.Arch, weights: dict[str, jax.Array],
-            images: jax.Array) -> jax.Array:
-  """Logits of `arch` for normalised NHWC `images` at `arch.resolution`."""
-  w, pad = weights, space.padding
-  x = ops.activation(space.stem_act, _conv(images, w["stem/kernel"], w["stem/bias"], 2, pad))
-  for lp in plan_lib.plan(space, arch):
-    n = lp.name
-    h = x
-    if lp.expand:
-      h = ops.activation(lp.act, _conv(h, w[f"{n}/expand/kernel"], w[f"{n}/expand/bias"]))
-    h = _conv(h, w[f"{n}/depthwise/kernel"], w[f"{n}/depthwise/bias"], lp.stride, pad,
-              groups=lp.mid)
-    h = ops.activation(lp.act, h)
-    if lp.se_mid:
-      g = jnp.mean(h, axis=(1, 2), keepdims=True)
-      g = jax.nn.relu(_conv(g, w[f"{n}/se_reduce/kernel"], w[f"{n}/se_reduce/bias"]))
-      h = h * ops.hard_sigmoid(_conv(g, w[f"{n}/se_expand/kernel"], w[f"{n}/se_expand/bias"]))
-    y = _conv(h, w[f"{n}/project/kernel"], w[f"{n}/project/bias"])
-    if lp.residual != "none":
-      sc = x
-      if "pool" in lp.residual:
-        p = 0 if x.shape[2] % 2 == 0 else 1
-        sc = lax.reduce_window(jnp.pad(sc, ((0, 0), (p, p), (p, p), (0, 0))), 0.0, lax.add,
-                               (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
-      if "conv" in lp.residual:
-        sc = _conv(sc, w[f"{n}/shortcut/kernel"])
-      y = y + sc
-    x = y
+def stem(space: SearchSpace, weights: dict[str, jax.Array], images: jax.Array) -> jax.Array:
+  """The stride-2 stem convolution and its activation."""
+  return ops.activation(space.stem_act, _conv(images, weights["stem/kernel"],
+                                              weights["stem/bias"], 2, space.padding))
+
+
+def block(space: SearchSpace, lp: plan_lib.LayerPlan, weights: dict[str, jax.Array],
+          x: jax.Array) -> jax.Array:
+  """One MBConv layer: weights under '<lp.name>/...' (`block_shapes`)."""
+  w, n = weights, lp.name
+  h = x
+  if lp.expand:
+    h = ops.activation(lp.act, _conv(h, w[f"{n}/expand/kernel"], w[f"{n}/expand/bias"]))
+  h = _conv(h, w[f"{n}/depthwise/kernel"], w[f"{n}/depthwise/bias"], lp.stride, space.padding,
+            groups=lp.mid)
+  h = ops.activation(lp.act, h)
+  if lp.se_mid:
+    g = jnp.mean(h, axis=(1, 2), keepdims=True)
+    g = jax.nn.relu(_conv(g, w[f"{n}/se_reduce/kernel"], w[f"{n}/se_reduce/bias"]))
+    h = h * ops.hard_sigmoid(_conv(g, w[f"{n}/se_expand/kernel"], w[f"{n}/se_expand/bias"]))
+  y = _conv(h, w[f"{n}/project/kernel"], w[f"{n}/project/bias"])
+  if lp.residual == "none":
+    return y
+  sc = x
+  if "pool" in lp.residual:
+    p = 0 if x.shape[2] % 2 == 0 else 1
+    sc = lax.reduce_window(jnp.pad(sc, ((0, 0), (p, p), (p, p), (0, 0))), 0.0, lax.add,
+                           (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
+  if "conv" in lp.residual:
+    sc = _conv(sc, w[f"{n}/shortcut/kernel"])
+  return y + sc
+
+
+def head(space: SearchSpace, weights: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+  """The head convolutions, global pooling and the classifier: logits."""
+  w = weights
   if space.head == "conv":
     x = ops.activation(space.head_act, _conv(x, w["head/conv/kernel"], w["head/conv/bias"]))
     x = jnp.mean(x, axis=(1, 2))
@@ -119,5 +127,40 @@ def forward(space: SearchSpace, arch: arch_lib.Arch, weights: dict[str, jax.Arra
                                              w["head/final_expand/bias"]))
     x = jnp.mean(x, axis=(1, 2), keepdims=True)
     x = _conv(x, w["head/feature_mix/kernel"], w.get("head/feature_mix/bias"))
-    x = ops.activation(space.head_act, x)[:, 0, 0, :]
+    # A squeeze, not [:, 0, 0]: with a free batch, indexing lowers to a dynamic gather that
+    # the TFLite converter rejects.
+    x = lax.squeeze(ops.activation(space.head_act, x), (1, 2))
   return x @ w["classifier/kernel"] + w["classifier/bias"]
+
+
+def forward(space: SearchSpace, arch: arch_lib.Arch, weights: dict[str, jax.Array],
+            images: jax.Array) -> jax.Array:
+  """Logits of `arch` for normalised NHWC `images` at `arch.resolution`."""
+  x = stem(space, weights, images)
+  for lp in plan_lib.plan(space, arch):
+    x = block(space, lp, weights, x)
+  return head(space, weights, x)
+
+
+def subnet_fn(space: SearchSpace, arch: arch_lib.Arch, static_variables: dict):
+  """`images -> logits` of `arch`, BN folded, from a StaticNet's variables."""
+  weights = {k: jnp.asarray(v) for k, v in fold(space, arch, static_variables).items()}
+  return lambda images: forward(space, arch, weights, images)
+
+
+def block_shapes(space: SearchSpace, lp: plan_lib.LayerPlan) -> dict[str, tuple[int, ...]]:
+  """The shapes of `block`'s folded weights for one layer plan."""
+  n, k = lp.name, lp.kernel
+  shapes = {}
+  if lp.expand:
+    shapes |= {f"{n}/expand/kernel": (1, 1, lp.c_in, lp.mid), f"{n}/expand/bias": (lp.mid,)}
+  shapes |= {f"{n}/depthwise/kernel": (k, k, 1, lp.mid), f"{n}/depthwise/bias": (lp.mid,)}
+  if lp.se_mid:
+    shapes |= {f"{n}/se_reduce/kernel": (1, 1, lp.mid, lp.se_mid),
+               f"{n}/se_reduce/bias": (lp.se_mid,),
+               f"{n}/se_expand/kernel": (1, 1, lp.se_mid, lp.mid),
+               f"{n}/se_expand/bias": (lp.mid,)}
+  shapes |= {f"{n}/project/kernel": (1, 1, lp.mid, lp.c_out), f"{n}/project/bias": (lp.c_out,)}
+  if "conv" in lp.residual:
+    shapes[f"{n}/shortcut/kernel"] = (1, 1, lp.c_in, lp.c_out)
+  return shapes
