@@ -63,6 +63,7 @@ class _RunData:
                        "pass --evaluate=false to export without the check") from None
     self.data = loading.load_data(self.config)
     self.batch = int(self.config.evals.batch_size)
+    self._test: dict[int, tuple] = {}  # decoded once per resolution, for every member and file
     self._normalize = jax.jit(lambda x, m, s: augment.normalize(augment.to_float(x), m, s))
 
   def normalized(self, images: np.ndarray, static) -> np.ndarray:
@@ -70,7 +71,10 @@ class _RunData:
     return np.asarray(self._normalize(images, mean, std))
 
   def test(self, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return stacked_split(self.data.test, np.arange(len(self.data.test)), resolution, self.batch)
+    if resolution not in self._test:
+      self._test[resolution] = stacked_split(self.data.test, np.arange(len(self.data.test)),
+                                             resolution, self.batch)
+    return self._test[resolution]
 
   def calibration(self, static, n: int) -> np.ndarray:
     if n < 1:
