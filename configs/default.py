@@ -32,6 +32,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.folder = ""  # data.name='folder': root/<class>/<image>
   c.data.test_folder = ""
   c.data.unlabelled_folder = ""
+  # stop | skip: an unreadable or truncated image in a folder stops the run (naming it)
+  # or is left out (one line counts and names them).
+  c.data.bad_images = "stop"
   c.data.num_labelled = 0  # TOFA Table 2; 0 = every training example labelled
   c.data.fully_labelled = False  # section 4.4
   c.data.val_fraction = 0.0  # held out of training for palette search (4.6 uses 0.3)

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> None:
   import tensorflow_datasets as tfds
 
   if name == "aircraft":
-    from tofa_jax import fgvc_aircraft  # noqa: F401 - registers the builder
+    from tofa_jax.data import fgvc_aircraft  # noqa: F401 - registers the builder
   builder = tfds.builder(datasets.TFDS_NAMES[name], data_dir=_DATA_DIR.value,
                          file_format="array_record")
   builder.download_and_prepare()

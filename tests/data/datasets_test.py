@@ -39,6 +39,15 @@ def test_fgvc_aircraft_builder_reads_the_official_layout(tmp_path):
   assert builder.info.features["label"].num_classes == 3
 
 
+def test_aircraft_loads_through_its_registered_builder():
+  import tensorflow_datasets as tfds
+
+  with tfds.testing.mock_data(num_examples=6):
+    src = datasets.TfdsSource("fgvc_aircraft", "trainval", None)
+    assert (len(src), src.num_classes) == (6, 100)
+    assert src[0]["image"].dtype == np.uint8 and src[0]["image"].shape[-1] == 3
+
+
 def test_folder_source_and_unknown_name(tmp_path):
   for c, n in (("cat", 2), ("dog", 3)):
     os.makedirs(tmp_path / "train" / c)

@@ -15,8 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from tofa_jax.data import image_files
+from tofa_jax.data.image_files import BAD_IMAGE_POLICIES as BAD_IMAGE_POLICIES
+from tofa_jax.data.image_files import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
+
 BUNDLED = ("digits", "mnist5k")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # TOFA's datasets and the TFDS names they load from ('aircraft' is this package's
 # builder, tofa_jax.fgvc_aircraft).
 TFDS_NAMES = {
@@ -41,29 +44,60 @@ class ArraySource:
 
 
 class FolderSource:
-  """`root/<class>/<image>` (classes sorted by name), or unlabelled `root/<image>`."""
+  """`root/<class>/<image>` (classes sorted by name), or unlabelled `root/**/<image>`.
 
-  def __init__(self, root: str, classes: Sequence[str] | None = None, labelled: bool = True):
+  Every file is decoded once here (`image_files`); `bad_images` ('stop' or 'skip',
+  `data.bad_images`) says whether a bad one raises or is left out. `key` is the config
+  key that named `root`, for messages. With `classes` given (a test folder), a class
+  may lack a sub-folder, but a sub-folder must be one of `classes`.
+  """
+
+  def __init__(self, root: str, classes: Sequence[str] | None = None, labelled: bool = True,
+               bad_images: str = "stop", key: str = "data.folder"):
     if not os.path.isdir(root):
-      raise ValueError(f"data.folder={root}: not a directory")
+      raise ValueError(f"{key}={root}: not a directory")
     self.root = root
     if labelled:
-      self.classes = list(classes) if classes is not None else sorted(
-          d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-      if not self.classes:
-        raise ValueError(f"data.folder={root}: expected one sub-folder per class")
-      self.files = [(os.path.join(root, c, f), i) for i, c in enumerate(self.classes)
-                    if os.path.isdir(os.path.join(root, c))
-                    for f in sorted(os.listdir(os.path.join(root, c)))
-                    if f.lower().endswith(IMAGE_EXTENSIONS)]
+      self.classes, files = self._labelled_files(root, classes, key)
     else:
       self.classes = list(classes or [])
-      self.files = [(os.path.join(dirpath, f), -1) for dirpath, _, names in sorted(os.walk(root))
-                    for f in sorted(names) if f.lower().endswith(IMAGE_EXTENSIONS)]
+      files = [(p, -1) for p in image_files.image_tree(root)]
+      if not files:
+        raise ValueError(f"{key}={root}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    self.files = image_files.keep_good(files, bad_images, key, root)
+    emptied = sorted({label for _, label in files} - {label for _, label in self.files})
+    if labelled and emptied:  # every image of a class skipped
+      raise ValueError(f"{key}={root}: class folder {os.path.join(root, self.classes[emptied[0]])}"
+                       " has no readable images once bad ones are skipped; add images or "
+                       "remove the folder")
     if not self.files:
-      raise ValueError(f"data.folder={root}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+      raise ValueError(f"{key}={root}: no readable images once bad ones are skipped")
     self.num_classes = len(self.classes)
     self.labels = np.asarray([label for _, label in self.files])
+
+  @staticmethod
+  def _labelled_files(root: str, classes: Sequence[str] | None, key: str
+                      ) -> tuple[list[str], list[tuple[str, int]]]:
+    """(class names, (path, label) of every image file) of a labelled folder."""
+    folders = image_files.class_folders(root)
+    if classes is None:
+      classes = folders
+    elif extra := sorted(set(folders) - set(classes)):
+      raise ValueError(f"{key}={root}: class folder {os.path.join(root, extra[0])} is not "
+                       f"one of data.folder's {len(classes)} classes; rename or remove it")
+    if not classes:
+      raise ValueError(f"{key}={root}: expected one sub-folder per class")
+    files = []
+    for label, c in enumerate(classes):
+      folder = os.path.join(root, c)
+      if not os.path.isdir(folder):
+        continue  # a test folder without this class
+      names = image_files.image_names(folder)
+      if not names:
+        raise ValueError(f"{key}={root}: class folder {folder} has no images "
+                         f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
+      files.extend((os.path.join(folder, f), label) for f in names)
+    return list(classes), files
 
   def __len__(self) -> int:
     return len(self.files)
@@ -72,8 +106,13 @@ class FolderSource:
     from PIL import Image
 
     path, label = self.files[i]
-    with Image.open(path) as img:
-      return {"image": np.asarray(img.convert("RGB")), "label": label}
+    try:
+      with Image.open(path) as img:
+        return {"image": np.asarray(img.convert("RGB")), "label": label}
+    except image_files.decode_errors() as e:  # a one-line error, also out of grain's threads
+      raise ValueError(f"bad image {path} ({image_files.check(path) or e}), found while "
+                       "reading though it decoded when the data was loaded; restore or remove "
+                       "it") from None
 
 
 class TfdsSource:
@@ -84,7 +123,7 @@ class TfdsSource:
     import tensorflow_datasets as tfds
 
     if name == "fgvc_aircraft":
-      from tofa_jax import fgvc_aircraft  # noqa: F401 - registers the builder
+      from tofa_jax.data import fgvc_aircraft  # noqa: F401 - registers the builder
     try:
       self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
       info = tfds.builder(name, data_dir=data_dir).info
@@ -145,12 +184,17 @@ def load(data_cfg: Mapping[str, Any], split: str):
   if name in BUNDLED:
     return bundled(name, split)
   if name == "folder":
-    root = data_cfg["folder"] if split == "train" else data_cfg.get("test_folder")
+    key = "data.folder" if split == "train" else "data.test_folder"
+    root = data_cfg.get(key.split(".")[1])
     if not root:
-      raise ValueError(f"data.{'folder' if split == 'train' else 'test_folder'} is required "
-                       "with data.name='folder'")
-    train_classes = FolderSource(data_cfg["folder"]).classes
-    return FolderSource(root, classes=train_classes)
+      raise ValueError(f"{key} is required with data.name='folder'")
+    bad_images = data_cfg.get("bad_images", "stop")  # absent from older runs' config.json
+    if split == "train":
+      return FolderSource(root, bad_images=bad_images, key=key)
+    if not os.path.isdir(data_cfg["folder"]):
+      raise ValueError(f"data.folder={data_cfg['folder']}: not a directory")
+    return FolderSource(root, classes=image_files.class_folders(data_cfg["folder"]),
+                        bad_images=bad_images, key=key)
   if name in TFDS_NAMES:
     tfds_split = data_cfg.get(f"{split}_split") or split
     return TfdsSource(TFDS_NAMES[name], tfds_split, data_cfg.get("data_dir"))

@@ -1,6 +1,7 @@
 """A run's data from its config: train and test sources, and the labelled,
 unlabelled and held-out validation index sets (`data.num_labelled`,
-`data.fully_labelled`, `data.unlabelled_folder`, `data.val_fraction`).
+`data.fully_labelled`, `data.unlabelled_folder`, `data.val_fraction`); folder
+data is checked image by image on the way (`data.bad_images`, `image_files.py`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def load_data(config) -> Data:
     lab, unl = pool[lab], pool[unl]
   unlabelled = train
   if d.get("unlabelled_folder"):
-    unlabelled = datasets.FolderSource(d.unlabelled_folder, labelled=False)
+    unlabelled = datasets.FolderSource(d.unlabelled_folder, labelled=False,
+                                       bad_images=d.get("bad_images", "stop"),
+                                       key="data.unlabelled_folder")
     unl = np.arange(len(unlabelled))
   return Data(train, test, unlabelled, lab, unl, train.num_classes, val)
