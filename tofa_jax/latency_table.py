@@ -22,8 +22,12 @@ def _num_classes(f) -> int:
     return f.num_classes
   if not f.config.data.get("name"):
     return 1000
+  from tofa_jax.config import facts
   from tofa_jax.data import datasets
 
+  known = facts.num_classes(f.config.data)  # without reading the images
+  if known is not None:
+    return known
   try:
     return datasets.load(f.config.data, "train").num_classes
   except ValueError as e:
@@ -33,8 +37,8 @@ def _num_classes(f) -> int:
 def main(argv: list[str]) -> None:
   from absl import flags, logging
 
+  from tofa_jax.config import validate
   from tofa_jax.deploy import latency_table
-  from tofa_jax.space import search_space
 
   logging.set_verbosity(logging.WARNING)  # jax2onnx logs every conversion at INFO
   if len(argv) > 1:
@@ -43,7 +47,7 @@ def main(argv: list[str]) -> None:
   try:
     if f.config is None:
       raise ValueError("give --config (its `model` names the space)")
-    space = search_space.resolve(f.config.model)
+    space = validate.model(f.config)  # model.* keys, and the space they name
     resolutions = [int(r) for r in f.resolutions] if f.resolutions else None
     table = latency_table.build(space, f.runtime, f.threads, _num_classes(f), f.warmup,
                                 f.repeats, resolutions)

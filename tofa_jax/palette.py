@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+from tofa_jax.config import validate
 from tofa_jax.search.palette import OUT_DIR, run
 
 
@@ -22,6 +23,7 @@ def main(argv: list[str]) -> None:
     sys.exit(f"error: unexpected arguments {argv[1:]}")
   config = flags.FLAGS.config
   try:
+    validate.palette(config)  # every key, before the checkpoint and data load
     report = run(config, flags.FLAGS.workdir)
   except ValueError as e:
     sys.exit(f"error: {e}")

@@ -16,6 +16,8 @@ import numpy as np
 from tofa_jax.model import remat
 from tofa_jax.space import plan as plan_lib
 
+DEPTHWISE_IMPLS = ("auto", "shift", "lax")  # model.depthwise_impl; auto: resolve_depthwise_impl
+
 Array = jax.Array
 
 
@@ -146,7 +148,8 @@ def depthwise_conv(x: Array, w: Array, stride: int, padding: str, impl: str = "s
         x, w, (stride, stride), (ph, pw), dimension_numbers=("NHWC", "HWIO", "NHWC"),
         feature_group_count=x.shape[-1])
   if impl != "shift":
-    raise ValueError(f"model.depthwise_impl={impl!r} is unknown; choose shift, lax or auto")
+    raise ValueError(f"model.depthwise_impl={impl!r} is unknown; choose one of "
+                     f"{list(DEPTHWISE_IMPLS)}")
   return _shift_dw(x, w, stride, ph, pw)
 
 

@@ -1,0 +1,35 @@
+"""`describe`: the run in one paragraph, with the numbers the run will use."""
+
+from __future__ import annotations
+
+from configs import demo
+from helpers.configs import tiny_config
+from tofa_jax.config import plan
+
+
+def test_describe_says_what_the_demo_will_do():
+  text = plan.describe(demo.get_config())
+  assert "\n" not in text
+  for part in ("space 'lite0' at 48, 64 px", "on digits (10 classes)",
+               "200 labelled images of the 'train' split, drawn class-balanced, the rest "
+               "unlabelled", "100 steps of 16 labelled + 16 unlabelled images",
+               "loaded at 64 px", "the max subnet (at 64 px), the min subnet (at 48 px) and 2 "
+               "random subnets", "loss 'tofa' (labelled CE, FixMatch, distillation on labelled "
+               "and unlabelled images; threshold 0.95", "Starts from lite0-wheel",
+               "lr 0.05", "1 warm-up epoch,", "Checkpoints every 50 steps and at the end",
+               "evaluates max, min at the end", "logs every 10 steps"):
+    assert part in text, (part, text)
+
+
+def test_describe_follows_the_config():
+  text = plan.describe(tiny_config(**{
+      "train.sampling": "rss_batch", "loss.variant": "lab", "data.fully_labelled": True,
+      "data.val_fraction": 0.3, "train.eval_every": 1, "train.stop_after_steps": 2,
+      "data.image_size": 48}))
+  for part in ("every image of the 'train' split less 30% held out for the palette labelled",
+               "3 steps of 8 labelled images (global batch), loaded at 48 px",
+               "one random subnet drawn per step (RSS, rss_batch)",
+               "loss 'lab' (labelled CE; label smoothing 0.1)", "Starts from random weights",
+               "evaluates max, min every step and at the end", "stops after step 2"):
+    assert part in text, (part, text)
+  assert "distillation" not in text and "unlabelled" not in text
