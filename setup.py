@@ -58,6 +58,11 @@ setup(
             "pytest>=8",
             "pytest-xdist>=3.5",  # the suite is XLA-compile bound: 2 workers on 2 cores
             "ruff==0.17.6",
+            # Property-based tests: every config key's values, drawn (tests/config).
+            "hypothesis>=6.100",
+            # Executes notebooks/tofa_colab.ipynb end to end (tests/notebook_test.py).
+            "nbclient>=0.10",
+            "ipykernel>=6.29",
             # PyTorch references for the conversion parity tests; each needs only torch.
             "ofa==0.1.0.post202307202001",  # Once-for-All's OFAMobileNetV3
             "efficientnet-lite-pytorch==0.1.0",  # lukemelas-style EfficientNet-Lite

@@ -13,6 +13,7 @@ coordinator is given; `--distributed=on` with `--coordinator_address`,
 from __future__ import annotations
 
 import sys
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -32,19 +33,36 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
+  """Runs training; every failure ends the process promptly with one line last on
+  stderr (`runtime/termination.exit_now`), never a hang."""
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments {argv[1:]}")
-  from tofa_jax.runtime import distributed
+  import jax
 
-  distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
-                         _PROCESS_ID.value)
-  from tofa_jax.train import loop
+  from tofa_jax.runtime import distributed, termination
 
   logging.set_verbosity(logging.WARNING)  # orbax and grain log every file at INFO
   try:
+    distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
+                           _PROCESS_ID.value)
+  except (ValueError, RuntimeError) as e:
+    termination.exit_now(f"error: {e}", 1)
+  from tofa_jax.config import plan, validate
+  from tofa_jax.train import loop
+
+  try:
+    validate.training(_CONFIG.value)  # before any data is read or anything compiles
+    if jax.process_index() == 0:
+      print(plan.describe(_CONFIG.value), flush=True)
     result = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except termination.Terminated as e:
+    termination.exit_now(str(e), termination.EXIT_SIGTERM)
   except (ValueError, loop.NonFiniteLoss, distributed.ProcessesDisagree) as e:
-    sys.exit(f"error: {e}")
+    termination.exit_now(f"error: {e}", 1)
+  except Exception as e:  # noqa: BLE001 - a bug: its traceback, then the one line
+    traceback.print_exc()
+    first = (str(e).strip().splitlines() or [""])[0]
+    termination.exit_now(f"error: {type(e).__name__}: {first}", 1)
   for k, v in sorted(result.items()):
     print(f"final {k}: {v:.4f}")
 

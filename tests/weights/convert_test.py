@@ -311,7 +311,7 @@ def test_cli_convert_then_predict_matches_pytorch(lite0, tmp_path):
   r = _run("tofa_jax.convert_torch", "--format=efficientnet_lite", f"--src={path}",
            "--space=lite0", f"--out={out}")
   assert r.returncode == 0, r.stderr
-  assert sorted(os.listdir(out)) == ["meta.json", "variables"]
+  assert sorted(os.listdir(out)) == ["meta.json", "tofa_checksums.json", "variables"]
   image = str(tmp_path / "flower.png")
   Image.fromarray(load_sample_image("flower.jpg")).save(image)
   r = _run("tofa_jax.predict", f"--params={out}", f"--image={image}")
@@ -325,6 +325,19 @@ def test_cli_convert_then_predict_matches_pytorch(lite0, tmp_path):
   top = np.argsort(-probs)[:5]
   assert [c for c, _ in got] == top.tolist()
   np.testing.assert_allclose([p for _, p in got], probs[top], atol=1e-4)
+  # A flipped byte in the weights: one line naming the directory and the file, no output.
+  files = [os.path.join(r, n) for r, _, ns in os.walk(os.path.join(out, "variables")) for n in ns]
+  largest = max(files, key=os.path.getsize)
+  with open(largest, "r+b") as f:
+    f.seek(os.path.getsize(largest) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0xFF]))
+  r = _run("tofa_jax.predict", f"--params={out}", f"--image={image}")
+  assert r.returncode != 0 and r.stdout == ""
+  assert r.stderr.strip().splitlines()[-1] == (
+      f"error: {out} is damaged: {os.path.relpath(largest, out)} does not match its checksum; "
+      "write it again with python -m tofa_jax.convert_torch")
 
 
 def test_cli_errors_are_one_line(tmp_path):
@@ -335,7 +348,9 @@ def test_cli_errors_are_one_line(tmp_path):
       "error: --format='keras' is unknown; choose one of ['efficientnet_lite', "
       "'attentivenas', 'ofa', 'torchvision_mbv3']")
   r = _run("tofa_jax.predict", f"--params={tmp_path}", "--image=x.jpg")
-  assert r.stderr.strip().splitlines()[-1].startswith(f"error: --params={tmp_path}: no meta.json")
+  assert r.stderr.strip().splitlines()[-1] == (
+      f"error: {tmp_path}: no meta.json; expected a directory written by python -m "
+      "tofa_jax.convert_torch")
 
 
 def test_init_from_checkpoint_keeps_backbone_and_fresh_head(lite0, lite0_dir):

@@ -2,66 +2,186 @@
 
 One module owns saving and restoring. A checkpoint holds the `TrainState`
 (params, batch stats, optimiser state, step, RNG) and a JSON item with the
-subnet record Omega and the iterator states. `save` runs every
-`checkpoint_every` steps, at the end and on SIGTERM; `restore_latest` resumes.
+subnet record Omega and the iterator states.
+
+- Saves are asynchronous (orbax's AsyncCheckpointer): `save` returns once the
+  arrays are on the host and training goes on while they are written. `close`
+  waits for the last write, so every exit path that closes the checkpointer
+  (the loop's `finally`) leaves its saves complete.
+- Every checkpoint is sealed: once orbax has written and finalised it, and
+  before it renames the directory into place, `runtime.file_integrity` adds the
+  size and SHA-256 of every file. A checkpoint is either complete with its
+  checksums or not a checkpoint at all.
+- Restoring falls back: the newest checkpoint whose files match their checksums
+  and which restores is used; each unreadable newer one is named in one warning
+  line. A trainer moves unreadable ones aside (`UNREADABLE_DIR`), never deleting
+  or overwriting them; when none is readable it stops and touches nothing.
 """
 
 from __future__ import annotations
 
-import signal
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+from orbax.checkpoint.path import atomicity
 
+from tofa_jax.runtime import file_integrity
 from tofa_jax.train.subnet_record import is_object_store
+
+UNREADABLE_DIR = "unreadable_checkpoints"  # under the workdir, beside checkpoints/
+
+
+class NoReadableCheckpoint(ValueError):
+  pass
+
+
+def _phrase(e: BaseException) -> str:
+  """An exception as one short phrase (orbax and tensorstore errors run to pages)."""
+  text = " ".join(str(e).split())
+  return f"{type(e).__name__}: {text[:240]}{'...' if len(text) > 240 else ''}"
+
+
+def _warn(text: str) -> None:
+  if jax.process_index() == 0:
+    print(text, flush=True)
 
 
 class Checkpointer:
-  def __init__(self, workdir: str, max_to_keep: int = 2):
+  def __init__(self, workdir: str, max_to_keep: int = 2, read_only: bool = False):
     path = epath.Path(workdir) / "checkpoints"
+    self.workdir = str(workdir)
     self.directory = str(path if is_object_store(workdir) else path.absolute())
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+    self._saving: int | None = None
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+        enable_async_checkpointing=True,
+        async_options=ocp.AsyncOptions(post_finalization_callback=self._seal))
     self.manager = ocp.CheckpointManager(self.directory, options=options,
                                          item_names=("state", "meta"))
+
+  def step_dir(self, step: int) -> epath.Path:
+    return epath.Path(self.directory) / str(step)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, step: int, state: Any, meta: dict) -> None:
+    """Starts writing checkpoint `step`; returns once the state is copied to the host."""
+    self.manager.wait_until_finished()  # the previous save is sealed before `_saving` moves
+    self._saving = step
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+
+  def _seal(self) -> None:
+    """orbax's post-finalisation callback (its background thread): checksums, written
+    into the temporary directory so that they move into place with the checkpoint."""
+    if jax.process_index() != 0:
+      return
+    final = self.step_dir(self._saving)
+    tmp = final.parent / (final.name + atomicity.TMP_DIR_SUFFIX)
+    # orbax rewrites its step metadata (commit time) after this callback.
+    file_integrity.seal(tmp if tmp.exists() else final, skip=("_CHECKPOINT_METADATA",))
+
+  def wait(self) -> None:
+    """Blocks until every started save is written and sealed."""
     self.manager.wait_until_finished()
 
-  def restore_latest(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
-    step = self.manager.latest_step()
-    if step is None:
+  def _read(self, step: int, restore: Callable[[int], Any]) -> tuple[Any, str | None]:
+    """(restored, None), or (None, what is wrong with checkpoint `step`)."""
+    problem = file_integrity.check(self.step_dir(step))
+    if problem is not None:
+      return None, problem
+    try:
+      return restore(step), None
+    except Exception as e:  # noqa: BLE001 - any failure to read means: try an older one
+      return None, _phrase(e)
+
+  def _newest_readable(self, restore: Callable[[int], Any]) -> tuple[int, Any, list[int]] | None:
+    """(step, restored, newer unreadable steps) of the newest readable checkpoint."""
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    if not steps:
       return None
+    bad = []
+    for step in steps:
+      restored, problem = self._read(step, restore)
+      if problem is None:
+        return step, restored, bad
+      older = "trying an older one" if step != steps[-1] else "no older one"
+      _warn(f"warning: checkpoint step {step} in {self.step_dir(step)} cannot be read "
+            f"({problem}); {older}")
+      bad.append(step)
+    raise NoReadableCheckpoint(
+        f"no readable checkpoint in {self.directory} (steps {sorted(bad)}); the files are "
+        f"left as they are. Move them away to train from the start, or restore a copy")
+
+  def restore_latest(self, abstract_state: Any, check_meta: Callable[[dict], Any] = dict
+                     ) -> tuple[int, Any, dict] | None:
+    """(step, state, meta) of the newest readable checkpoint, or None when there is none.
+
+    `check_meta` parses the meta item (raising on a bad one) so that a checkpoint
+    whose Omega or iterator states are damaged counts as unreadable too. Newer
+    unreadable checkpoints are moved to `workdir/UNREADABLE_DIR`, so that saving
+    the same steps again overwrites nothing.
+    """
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
-    return step, restored["state"], restored["meta"]
+
+    def restore(step: int):
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+      check_meta(restored["meta"])
+      return restored["state"], restored["meta"]
+
+    found = self._newest_readable(restore)
+    if found is None:
+      return None
+    step, (state, meta), bad = found
+    if bad:
+      self._set_aside(bad)
+    return step, state, meta
 
   def restore_trained(self) -> tuple[int, dict, dict]:
-    """(step, {'params', 'batch_stats'}, meta) of the latest checkpoint, read
-    without a target (for tools that do not rebuild the optimiser)."""
-    step = self.manager.latest_step()
-    if step is None:
+    """(step, {'params', 'batch_stats'}, meta) of the newest readable checkpoint, read
+    without a target (for tools that do not rebuild the optimiser); moves nothing."""
+    def restore(step: int):
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(self.host_target(step)),
+          meta=ocp.args.JsonRestore()))
+      state = restored["state"]
+      return {"params": state["params"], "batch_stats": state["batch_stats"]}, restored["meta"]
+
+    found = self._newest_readable(restore)
+    if found is None:
       raise ValueError(f"--workdir: no checkpoint in {self.directory}; train first with "
                        "python -m tofa_jax.main")
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(self.host_target(step)),
-        meta=ocp.args.JsonRestore()))
-    state = restored["state"]
-    return step, {"params": state["params"], "batch_stats": state["batch_stats"]}, \
-        restored["meta"]
+    step, (variables, meta), _ = found
+    return step, variables, meta
+
+  def _set_aside(self, steps: list[int]) -> None:
+    """Moves unreadable checkpoints out of orbax's sight (process 0; all processes wait)."""
+    if jax.process_index() == 0:
+      aside = epath.Path(self.workdir) / UNREADABLE_DIR
+      aside.mkdir(parents=True, exist_ok=True)
+      for step in steps:
+        dest, n = aside / str(step), 1
+        while dest.exists():
+          n += 1
+          dest = aside / f"{step}-{n}"
+        self.step_dir(step).rename(dest)
+        _warn(f"warning: moved the unreadable checkpoint step {step} to {dest} (kept)")
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+
+      multihost_utils.sync_global_devices("tofa_jax: unreadable checkpoints set aside")
+    self.manager.reload()
 
   def host_target(self, step: int) -> Any:
     """NumPy arrays shaped as the saved state: restores on any device layout."""
     with ocp.StandardCheckpointer() as ckptr:
-      tree = ckptr.metadata(str(epath.Path(self.directory) / str(step) / "state"))
+      tree = ckptr.metadata(str(self.step_dir(step) / "state"))
     return jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), tree.item_metadata.tree)
 
   def reached_preemption(self, step: int) -> bool:
@@ -70,19 +190,6 @@ class Checkpointer:
     return self.manager.reached_preemption(step)
 
   def close(self) -> None:
+    """Waits for the last save to be written and sealed, then releases orbax's threads."""
+    self.manager.wait_until_finished()
     self.manager.close()
-
-
-class SigtermFlag:
-  """Set by SIGTERM (preemption); the loop checkpoints and exits when it sees it."""
-
-  def __init__(self):
-    self.raised = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-  def _handle(self, signum, frame) -> None:
-    del signum, frame
-    self.raised = True
-
-  def restore(self) -> None:
-    signal.signal(signal.SIGTERM, self._previous)

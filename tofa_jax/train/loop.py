@@ -11,6 +11,12 @@ The loop never waits on the device between log steps: metrics stay on device
 runs, and the host runs at most `MAX_STEPS_AHEAD` steps ahead of the device.
 Log, checkpoint and evaluation steps read the metrics first, so a loss that
 turned inf or nan stops the run there, before anything is saved.
+
+Reliability (docs/reliability.md): the workdir is locked for the run's lifetime;
+a resume checks that the workdir was trained on the same space, dataset and class
+count, and falls back to the newest readable checkpoint; checkpoints are written
+in the background and every save is finished when this function returns or
+raises; a SIGTERM before the first new step ends the run at once.
 """
 
 from __future__ import annotations
@@ -27,11 +33,19 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from tofa_jax.data import augment, device_prefetch, input_pipeline, loading
 from tofa_jax.model import supernet
-from tofa_jax.runtime import compilation_cache, distributed, memory, memory_maps, saved_config
+from tofa_jax.runtime import (
+    compilation_cache,
+    distributed,
+    memory,
+    memory_maps,
+    saved_config,
+    termination,
+    workdir_lock,
+)
 from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.runtime.mesh import global_array
 from tofa_jax.space import search_space
-from tofa_jax.train import checkpointing, optim, subnet_record
+from tofa_jax.train import checkpointing, optim, run_identity, subnet_record
 from tofa_jax.train import metrics as metrics_lib
 from tofa_jax.train import step as train_step
 from tofa_jax.train.evaluator import Evaluator
@@ -104,6 +118,30 @@ def _compile(step_fn, state, space, cfg: train_step.StepConfig, config, mesh, re
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   """Trains the supernet; returns the final evaluation metrics."""
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  lock = None
+  if jax.process_index() == 0 and not subnet_record.is_object_store(workdir):
+    lock = workdir_lock.WorkdirLock(workdir)
+    took_over = lock.acquire()
+    if took_over:
+      _say(took_over)
+  # One process watches SIGTERM itself; several agree on the step to stop at through
+  # JAX's preemption sync point (orbax `reached_preemption`).
+  sigterm = None if jax.process_count() > 1 else termination.SigtermHandler("nothing trained yet")
+  ckpt = None
+  try:
+    ckpt = checkpointing.Checkpointer(workdir)
+    return _train(config, workdir, ckpt, sigterm)
+  finally:
+    if ckpt is not None:
+      ckpt.close()  # waits for the last save: every exit leaves its checkpoints complete
+    if sigterm is not None:
+      sigterm.restore()
+    if lock is not None:
+      lock.release()
+
+
+def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
+           sigterm: termination.SigtermHandler | None) -> dict[str, float]:
   if jax.process_count() > 1:  # every process must run one config (seeds included)
     distributed.check_processes_agree("run a different config", config.to_json_best_effort())
   compilation_cache.enable(config.get("jax_cache_dir", ""))
@@ -115,8 +153,12 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
        f"{len(data.unlabelled_idx) if cfg.uses_unlabelled else 0} unlabelled; "
        f"{config.data.name}, {data.num_classes} classes, at {cfg.image_size} px)")
   num_classes = data.num_classes
+  run_identity.check_or_record(workdir, run_identity.of(config, num_classes),
+                               resuming=ckpt.latest_step() is not None,
+                               write=jax.process_index() == 0)
   model = supernet.from_config(config, space, num_classes)
-  variables = supernet.init_variables(model, seed=config.seed, resolution=cfg.image_size)
+  variables = termination.interruptible(lambda: supernet.init_variables(
+      model, seed=config.seed, resolution=cfg.image_size))
   mean, std = pretrained.normalization(config)
   if config.init.checkpoint:
     variables, converted, loaded = pretrained.init_from_checkpoint(config.init, space,
@@ -164,17 +206,25 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   record = subnet_record.SubnetRecord()
   subnet_log = subnet_record.SubnetLog(str(epath.Path(workdir) / "subnets.jsonl"),
                                        enabled=pid == 0)
-  ckpt = checkpointing.Checkpointer(workdir)
-  restored = ckpt.restore_latest(state)
-  start = 0
-  if restored is not None:
-    start, state, meta = restored
+
+  def apply_meta(meta: dict) -> None:
+    """Omega and the iterator positions of a checkpoint; raises on a damaged one."""
+    nonlocal record
     record = subnet_record.SubnetRecord.from_state(meta["omega"])
     lab_iter.set_state(meta["labelled_iterator"])
     if unl_iter is not None:
       unl_iter.set_state(meta["unlabelled_iterator"])
-    subnet_log.truncate(start)
+
+  restored = ckpt.restore_latest(state, check_meta=apply_meta)
+  start = 0
+  if restored is not None:
+    start, state, _ = restored
+    warning = subnet_log.truncate(start)
+    if warning:
+      _say(warning)
     _say(f"resumed from step {start} of {total}")
+    if sigterm is not None:
+      sigterm.nothing_new = f"the newest checkpoint is step {start}, in {ckpt.directory}"
   programs = {}  # resolution of the random subnets -> compiled step: at most one each
   speed = metrics_lib.Throughput(start, total, config.train.batch_size + (
       config.train.unlabelled_batch_size if cfg.uses_unlabelled else 0))
@@ -182,7 +232,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   def program(resolution: int):
     if resolution not in programs:
       t, maps = time.perf_counter(), memory_maps.count()
-      programs[resolution] = _compile(step_fn, state, space, cfg, config, mesh, resolution)
+      programs[resolution] = termination.interruptible(lambda: _compile(
+          step_fn, state, space, cfg, config, mesh, resolution))
       speed.exclude(time.perf_counter() - t)
       if jax.default_backend() == "cpu" and maps is not None:
         memory_maps.check_room(memory_maps.count() - maps,
@@ -210,10 +261,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   writer = metrics_lib.Writer(workdir, enabled=pid == 0)
   step_metrics = metrics_lib.StepMetrics(start)
   evaluator = Evaluator(config, model, space, data, plain_view, batch_sharding)
-  # Preemption: one process watches SIGTERM itself; several agree on the step to
-  # stop at through JAX's preemption sync point (orbax `reached_preemption`).
   multi = pcount > 1
-  sigterm = None if multi else checkpointing.SigtermFlag()
   stop_at = int(config.train.get("stop_after_steps", -1))
   every = lambda n, i: bool(n) and i % n == 0  # noqa: E731
   last_saved = start
@@ -227,6 +275,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
                                           [a.to_json(True) for a in archs])
       state, m = program(train_step.step_resolution(archs))(
           state, batch, train_step.stacked(space, archs))
+      if sigterm is not None and step == start:
+        sigterm.something_to_save()  # a SIGTERM now checkpoints this step, then stops
       step_metrics.add(m)
       in_flight.append(m["loss"])
       if len(in_flight) > MAX_STEPS_AHEAD:
@@ -264,9 +314,6 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       if done:
         break
   finally:
-    if sigterm is not None:
-      sigterm.restore()
     writer.flush()
     writer.close()
-    ckpt.close()
   return final

