@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import pytest
 
-from helpers.configs import tiny_config
+from helpers.configs import set_key, tiny_config
 from helpers.paths import ROOT
 from tofa_jax.config import validate
 from tofa_jax.runtime import saved_config
@@ -107,11 +107,7 @@ def _tiny_dict(overrides: dict) -> dict:
   """tiny_config as a dict with `overrides` set as given (ConfigDict would cast types)."""
   config = tiny_config().to_dict()
   for key, value in overrides.items():
-    *path, leaf = key.split(".")
-    node = config
-    for p in path:
-      node = node[p]
-    node[leaf] = value
+    set_key(config, key, value)
   return config
 
 

@@ -22,9 +22,13 @@ def tiny_config(**overrides):
   c.evals.batch_size = 32
   c.evals.bn_batches = 1
   for key, value in overrides.items():
-    node = c
-    *path, leaf = key.split(".")
-    for p in path:
-      node = node[p]
-    node[leaf] = value
+    set_key(c, key, value)
   return c
+
+
+def set_key(config, key: str, value) -> None:
+  """config['a']['b']['c'] = value for key 'a.b.c' (a ConfigDict or nested dicts)."""
+  *path, leaf = key.split(".")
+  for p in path:
+    config = config[p]
+  config[leaf] = value
