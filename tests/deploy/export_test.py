@@ -19,6 +19,7 @@ from helpers.model import images, jit_apply, randomized_variables
 from helpers.paths import ROOT
 from tofa_jax.deploy import onnx_export, runtime_latency, runtimes, tflite_export
 from tofa_jax.model import static_net, supernet
+from tofa_jax.runtime import file_integrity
 from tofa_jax.search import deployed
 from tofa_jax.space import sampling
 from tofa_jax.space.search_space import SPACE_NAMES, get_space
@@ -166,6 +167,7 @@ def test_export_errors_name_the_file_or_member(tmp_path):
   meta = json.loads((member / "meta.json").read_text())
   meta["arch"]["resolution"] = 100
   (member / "meta.json").write_text(json.dumps(meta))
+  file_integrity.seal(member)  # consistent, as if another version had written it
   palette.write_text(json.dumps({"models": [{"member": 0, "export_dir": str(member)}]}))
   with pytest.raises(ValueError, match=r"member 0 \(.*/member_00\): arch.resolution=100 is "
                                        r"outside the space; allowed values: \[32, 40\]"):

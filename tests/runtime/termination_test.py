@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import jax
 import pytest
 
 from helpers.paths import ROOT
@@ -24,9 +25,15 @@ def _main(workdir, config: str, *flags: str) -> list[str]:
           *flags]
 
 
-def _env() -> dict[str, str]:
-  return dict(os.environ, JAX_PLATFORMS="cpu",
-              PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+def _env(cache: bool = True) -> dict[str, str]:
+  """The subprocess's environment; `cache` shares the test session's persistent
+  compilation cache (tests/conftest.py), so the tiny train step compiles once."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+  if cache:
+    env.update(JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="2")
+  return env
 
 
 def test_an_uncaught_error_exits_non_zero_with_its_one_line_last(tmp_path):
@@ -50,7 +57,7 @@ def test_a_non_finite_stop_exits_with_its_message_last(tmp_path):
 def test_sigterm_while_the_step_compiles_exits_at_once_and_saves_nothing(tmp_path):
   proc = subprocess.Popen(_main(tmp_path, "tests/helpers/tiny_run_config.py"),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=_env(), cwd=ROOT)
+                          env=_env(cache=False), cwd=ROOT)  # a real compile to interrupt
   try:
     for line in proc.stdout:
       if line.startswith("compiling the train step"):

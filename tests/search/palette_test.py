@@ -137,6 +137,10 @@ def test_saved_config_is_the_default_and_errors_are_one_line(trained, tmp_path):
       "['mflops', 'params', 'memory', 'latency']")
   r = _palette(str(tmp_path))
   assert "no config.json" in r.stderr
+  damaged = tmp_path / "config.json"
+  damaged.write_text('{"model": {"space": "ti')  # a truncated config.json: named, not parsed
+  with pytest.raises(ValueError, match=rf"^{damaged} is unreadable \(Unterminated string"):
+    saved_config.get_config(str(tmp_path))
 
 
 def _export(palette_json: str, *flags: str) -> subprocess.CompletedProcess:

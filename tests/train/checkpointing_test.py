@@ -19,7 +19,7 @@ import pytest
 from helpers.configs import tiny_config
 from helpers.paths import ROOT
 from tofa_jax.runtime import file_integrity
-from tofa_jax.train import checkpointing, loop
+from tofa_jax.train import checkpointing, loop, subnet_record
 
 STEPS = {"train.steps": 4, "train.checkpoint_every": 2, "evals.subnets": ()}
 
@@ -157,17 +157,27 @@ def test_a_resume_past_a_damaged_checkpoint_equals_the_uninterrupted_run(
   assert sorted(os.listdir(os.path.join(workdir, checkpointing.UNREADABLE_DIR))) == ["4"]
 
 
-def test_tools_reading_a_damaged_workdir_fall_back_and_move_nothing(trained, tmp_path, capsys):
+@pytest.mark.parametrize("damage", ["truncated meta", "unsealed, Omega not JSON"])
+def test_tools_reading_a_damaged_workdir_fall_back_and_move_nothing(
+    trained, tmp_path, capsys, damage):
   workdir = _copy(trained, tmp_path)
-  _truncate(os.path.join(workdir, "checkpoints", "4", "meta", "metadata"))
+  latest = os.path.join(workdir, "checkpoints", "4")
+  if damage == "truncated meta":
+    _truncate(os.path.join(latest, "meta", "metadata"))
+  else:  # valid JSON that only the palette's parse of Omega rejects
+    os.remove(os.path.join(latest, file_integrity.MANIFEST))
+    with open(os.path.join(latest, "meta", "metadata"), "w") as f:
+      json.dump({"omega": "[{", "labelled_iterator": "", "unlabelled_iterator": ""}, f)
   before = _hashes(workdir)
   ckpt = checkpointing.Checkpointer(workdir, read_only=True)
-  try:
-    step, variables, meta = ckpt.restore_trained()
+  try:  # as the palette reads it (search/palette.py)
+    step, variables, meta = ckpt.restore_trained(
+        check_meta=lambda m: subnet_record.SubnetRecord.from_state(m["omega"]))
   finally:
     ckpt.close()
   assert step == 2 and set(variables) == {"params", "batch_stats"} and "omega" in meta
-  assert capsys.readouterr().out.startswith("warning: checkpoint step 4 in ")
+  assert capsys.readouterr().out.startswith(f"warning: checkpoint step 4 in {latest} cannot "
+                                            "be read (")
   assert _hashes(workdir) == before
 
 
@@ -175,7 +185,10 @@ def test_a_kill_during_an_asynchronous_save_then_resume_equals_the_uninterrupted
     trained, tmp_path):
   workdir = str(tmp_path / "killed")
   env = dict(os.environ, JAX_PLATFORMS="cpu",
-             PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+             PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]),
+             # the test session's compilation cache (tests/conftest.py): no second compile
+             JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="2")
   proc = subprocess.Popen(
       [sys.executable, "-m", "tofa_jax.main",
        "--config=tests/helpers/fault_run_configs.py:slow_seal", f"--workdir={workdir}",

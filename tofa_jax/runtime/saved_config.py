@@ -28,8 +28,11 @@ def get_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise ValueError(f"--workdir={workdir}: no {FILE} (written by python -m tofa_jax.main); "
                      "pass the training --config")
-  with open(path) as f:
-    config = ml_collections.ConfigDict(_tuples(json.load(f)))
+  try:
+    with open(path) as f:
+      config = ml_collections.ConfigDict(_tuples(json.load(f)))
+  except ValueError as e:  # truncated or damaged: name the file, not only the JSON error
+    raise ValueError(f"{path} is unreadable ({e}); pass the training --config instead") from None
   if "palette" not in config:
     raise ValueError(f"{path} has no palette section (an older run); pass the training "
                      "--config")

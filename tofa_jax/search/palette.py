@@ -83,9 +83,10 @@ class Palette:
     _check(self.pc)
     self.space = search_space.resolve(config.model)
     self.data = loading.load_data(config)
-    ckpt = checkpointing.Checkpointer(workdir)
+    ckpt = checkpointing.Checkpointer(workdir, read_only=True)  # falls back, moves nothing
     try:
-      self.step, variables, meta = ckpt.restore_trained()
+      self.step, variables, meta = ckpt.restore_trained(
+          check_meta=lambda m: subnet_record.SubnetRecord.from_state(m["omega"]))
     finally:
       ckpt.close()
     self.variables = jax.tree.map(np.asarray, variables)

@@ -143,13 +143,14 @@ class Checkpointer:
       self._set_aside(bad)
     return step, state, meta
 
-  def restore_trained(self) -> tuple[int, dict, dict]:
+  def restore_trained(self, check_meta: Callable[[dict], Any] = dict) -> tuple[int, dict, dict]:
     """(step, {'params', 'batch_stats'}, meta) of the newest readable checkpoint, read
     without a target (for tools that do not rebuild the optimiser); moves nothing."""
     def restore(step: int):
       restored = self.manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(self.host_target(step)),
           meta=ocp.args.JsonRestore()))
+      check_meta(restored["meta"])
       state = restored["state"]
       return {"params": state["params"], "batch_stats": state["batch_stats"]}, restored["meta"]
 
