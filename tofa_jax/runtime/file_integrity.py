@@ -44,10 +44,6 @@ def seal(directory: str | epath.Path, skip: tuple[str, ...] = ()) -> None:
   (directory / MANIFEST).write_text(json.dumps({"version": 1, "files": entries}, indent=0))
 
 
-def is_sealed(directory: str | epath.Path) -> bool:
-  return (epath.Path(directory) / MANIFEST).exists()
-
-
 def check(directory: str | epath.Path) -> str | None:
   """What is wrong with `directory` against its manifest (one phrase), or None.
 

@@ -86,10 +86,6 @@ class Checkpointer:
     # orbax rewrites its step metadata (commit time) after this callback.
     file_integrity.seal(tmp if tmp.exists() else final, skip=("_CHECKPOINT_METADATA",))
 
-  def wait(self) -> None:
-    """Blocks until every started save is written and sealed."""
-    self.manager.wait_until_finished()
-
   def _read(self, step: int, restore: Callable[[int], Any]) -> tuple[Any, str | None]:
     """(restored, None), or (None, what is wrong with checkpoint `step`)."""
     problem = file_integrity.check(self.step_dir(step))
