@@ -1,5 +1,8 @@
 """TOFA on flowers (102 classes): 306 labelled training images (Table 2), the rest of
-the training split unlabelled; section 4.2 defaults (configs/default.py)."""
+the training split unlabelled; section 4.2 defaults (configs/default.py).
+Starts from AlphaNet's ImageNet supernet (init.checkpoint='alphanet', in
+$TOFA_WEIGHTS_DIR or ~/.cache/tofa_jax/weights; the run says how to get it if missing):
+it covers 21.42M of the maxnet's 21.62M parameters, all but the fresh 102-class head."""
 
 from configs import default
 

