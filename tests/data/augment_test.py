@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pytest
 
 from tofa_jax.data import augment
 
@@ -24,8 +25,9 @@ def test_identity_settings_return_the_input():
             or np.allclose(out[i], x[i, :, ::-1] / 255.0, atol=1e-5))
 
 
-def test_weak_and_strong_are_keyed_and_in_range():
-  cfg = augment.AugmentConfig()
+@pytest.mark.parametrize("policy", augment.STRONG_POLICIES)
+def test_weak_and_strong_are_keyed_and_in_range(policy):
+  cfg = augment.AugmentConfig(strong=policy)
   x = _images()
   weak = jax.jit(lambda k, im: augment.weak(k, im, cfg))
   strong = jax.jit(lambda k, im: augment.strong(k, im, cfg))
@@ -40,6 +42,15 @@ def test_weak_and_strong_are_keyed_and_in_range():
   same = np.repeat(x[:1], 3, axis=0)
   y = np.asarray(weak(jax.random.PRNGKey(3), same))
   assert not np.allclose(y[0], y[1])
+  y = np.asarray(strong(jax.random.PRNGKey(3), same))
+  assert not np.allclose(y[0], y[1]) and not np.allclose(y[1], y[2])
+  np.testing.assert_array_equal(y, strong(jax.random.PRNGKey(3), same))
+
+
+def test_unknown_strong_policy_is_named():
+  cfg = augment.AugmentConfig(strong="trivialaugment")
+  with pytest.raises(ValueError, match="augment.strong='trivialaugment'.*autoaugment"):
+    augment.strong(jax.random.PRNGKey(0), _images(), cfg)
 
 
 def test_normalize_uses_the_given_mean_and_std():

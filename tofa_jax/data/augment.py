@@ -6,10 +6,14 @@ the accelerator next to the train step and never starves it.
 
 - weak: random resized crop (area `crop_scale`, aspect `crop_ratio`), horizontal
   flip, colour jitter (brightness, contrast, saturation).
-- strong: weak, then `num_ops` RandAugment operations with random magnitude
-  (FixMatch's RandAugment variant: every op draws its own magnitude), then a
-  Cutout square of up to half the side.
-Outputs are float32 in [0, 1]; `normalize` applies the checkpoint's mean/std.
+- strong, `strong="autoaugment"` (default, TOFA 4.2): weak, then torchvision's
+  AutoAugment ImageNet policy (`autoaugment.py`). No Cutout: torchvision's
+  AutoAugment has none and TOFA adds only AutoAugment to the weak view.
+- strong, `strong="randaugment"` (FixMatch): weak, then `num_ops` RandAugment
+  operations with random magnitude (FixMatch's RandAugment variant: every op draws
+  its own magnitude), then a Cutout square of up to `cutout` of the side.
+The colour and RandAugment ops are PIL's, in jnp (`pil_ops.py`). Outputs are
+float32 in [0, 1]; `normalize` applies the checkpoint's mean/std.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+from tofa_jax.data import autoaugment, pil_ops
+
 Array = jax.Array
+
+STRONG_POLICIES = ("autoaugment", "randaugment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +37,9 @@ class AugmentConfig:
   crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
   flip: bool = True
   jitter: float = 0.4
-  num_ops: int = 2
-  cutout: float = 0.5
+  num_ops: int = 2  # randaugment only
+  cutout: float = 0.5  # randaugment only
+  strong: str = "autoaugment"  # one of STRONG_POLICIES
 
 
 def to_float(images: Array) -> Array:
@@ -57,21 +66,12 @@ def _resized_crop(key: Array, img: Array, scale: tuple[float, float],
   return jax.image.scale_and_translate(img, img.shape, (0, 1), scale_hw, translate, "linear")
 
 
-def _grey(img: Array) -> Array:
-  return jnp.sum(img * jnp.asarray([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
-
-
-def _blend(a: Array, b: Array, factor: Array) -> Array:
-  """b + factor * (a - b), clipped: PIL ImageEnhance semantics (factor 1 = a)."""
-  return jnp.clip(b + factor * (a - b), 0.0, 1.0)
-
-
 def _jitter(key: Array, img: Array, strength: float) -> Array:
   kb, kc, ks = jax.random.split(key, 3)
   f = lambda k: jax.random.uniform(k, minval=1 - strength, maxval=1 + strength)  # noqa: E731
-  img = _blend(img, jnp.zeros_like(img), f(kb))
-  img = _blend(img, jnp.mean(_grey(img)) * jnp.ones_like(img), f(kc))
-  return _blend(img, _grey(img) * jnp.ones_like(img), f(ks))
+  img = pil_ops.brightness(img, f(kb))
+  img = pil_ops.contrast(img, f(kc))
+  return pil_ops.color(img, f(ks))
 
 
 def weak_one(key: Array, img: Array, cfg: AugmentConfig) -> Array:
@@ -110,13 +110,13 @@ def _rand_op(key: Array, img: Array) -> Array:
   angle = sign * m * jnp.deg2rad(30.0)
   ops = [
       lambda x: x,  # identity
-      lambda x: _autocontrast(x),
-      lambda x: _blend(x, jnp.zeros_like(x), 1 + sign * m * 0.9),  # brightness
-      lambda x: _blend(x, jnp.mean(_grey(x)) * jnp.ones_like(x), 1 + sign * m * 0.9),  # contrast
-      lambda x: _blend(x, _grey(x) * jnp.ones_like(x), 1 + sign * m * 0.9),  # colour
-      lambda x: _blend(x, _smooth(x), 1 + sign * m * 0.9),  # sharpness
-      lambda x: jnp.floor(x * 255 / 2 ** jnp.round(m * 4)) * 2 ** jnp.round(m * 4) / 255,
-      lambda x: jnp.where(x >= 1.0 - m, 1.0 - x, x),  # solarize
+      pil_ops.autocontrast,
+      lambda x: pil_ops.brightness(x, 1 + sign * m * 0.9),
+      lambda x: pil_ops.contrast(x, 1 + sign * m * 0.9),
+      lambda x: pil_ops.color(x, 1 + sign * m * 0.9),
+      lambda x: pil_ops.sharpness(x, 1 + sign * m * 0.9),
+      lambda x: pil_ops.posterize(x, 8 - jnp.round(m * 4)),
+      lambda x: pil_ops.solarize(x, 1.0 - m),
       affine(jnp.cos(angle), -jnp.sin(angle), jnp.sin(angle), jnp.cos(angle)),  # rotate
       affine(1.0, sign * m * 0.3, 0.0, 1.0),  # shear x
       affine(1.0, 0.0, sign * m * 0.3, 1.0),  # shear y
@@ -125,19 +125,6 @@ def _rand_op(key: Array, img: Array) -> Array:
   ]
   index = jax.random.randint(ko, (), 0, len(ops))
   return jax.lax.switch(index, ops, img)
-
-
-def _autocontrast(img: Array) -> Array:
-  lo = jnp.min(img, axis=(0, 1), keepdims=True)
-  hi = jnp.max(img, axis=(0, 1), keepdims=True)
-  return jnp.where(hi > lo, (img - lo) / jnp.maximum(hi - lo, 1e-6), img)
-
-
-def _smooth(img: Array) -> Array:
-  k = jnp.asarray([[1, 1, 1], [1, 5, 1], [1, 1, 1]], jnp.float32) / 13.0
-  padded = jnp.pad(img, ((1, 1), (1, 1), (0, 0)), mode="edge")
-  h, w = img.shape[:2]
-  return sum(k[i, j] * padded[i:i + h, j:j + w] for i in range(3) for j in range(3))
 
 
 def _cutout(key: Array, img: Array, frac: float) -> Array:
@@ -151,8 +138,18 @@ def _cutout(key: Array, img: Array, frac: float) -> Array:
 
 
 def strong_one(key: Array, img: Array, cfg: AugmentConfig) -> Array:
-  kw, kc, *ko = jax.random.split(key, 2 + cfg.num_ops)
+  if cfg.strong not in STRONG_POLICIES:
+    raise ValueError(f"augment.strong={cfg.strong!r}; allowed: {list(STRONG_POLICIES)}")
+  kw, ka = jax.random.split(key)
   img = weak_one(kw, img, cfg)
+  if cfg.strong == "autoaugment":
+    return autoaugment.autoaugment_one(ka, img)
+  return _randaugment(ka, img, cfg)
+
+
+def _randaugment(key: Array, img: Array, cfg: AugmentConfig) -> Array:
+  """FixMatch's RandAugment: `num_ops` random ops, then Cutout."""
+  kc, *ko = jax.random.split(key, 1 + cfg.num_ops)
   for k in ko:
     img = jnp.clip(_rand_op(k, img), 0.0, 1.0)
   if cfg.cutout > 0:
