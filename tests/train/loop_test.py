@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import glob
 import json
 import os
@@ -16,6 +17,8 @@ import pytest
 from helpers.configs import tiny_config
 from helpers.paths import ROOT
 from tofa_jax.data import datasets
+from tofa_jax.model import supernet
+from tofa_jax.space import sampling, search_space
 from tofa_jax.train import checkpointing, evaluator, loop
 from tofa_jax.train import metrics as metrics_lib
 
@@ -81,6 +84,38 @@ def test_elastic_resolution_trains_every_resolution_with_one_program_each(tmp_pa
       for r in sorted(drawn)]
 
 
+def test_single_mode_trains_and_evaluates_only_its_arch(tmp_path, capsys):
+  # TOFA Table 3's Baseline: one fixed network (the min here), labelled CE only. No
+  # weight decay, so a parameter moves only if the arch's gradient reaches it.
+  workdir = str(tmp_path)
+  cfg = tiny_config(**{"train.mode": "single", "train.arch": "min", "loss.variant": "lab",
+                       "train.steps": 2, "train.checkpoint_every": 100,
+                       "optim.weight_decay": 0.0})
+  result = loop.train_and_evaluate(cfg, workdir)
+  assert set(result) == {"top1_min"}  # evals.subnets (default max, min): the arch alone
+  out = capsys.readouterr().out.splitlines()
+  assert out[:2] == ["loading data (50 labelled, 0 unlabelled; digits, 10 classes, at 32 px)",
+                     "an epoch is 7 steps (50 labelled training images, 8 per step); 0 "
+                     "warm-up steps"]
+  assert [x for x in out if x.startswith("compiling")] == [
+      "compiling the train step for 32 px ..."]
+  space = search_space.resolve(cfg.model)
+  with open(os.path.join(workdir, "subnets.jsonl")) as f:
+    assert [json.loads(x)["archs"] for x in f] == [[sampling.min_arch(space).to_dict(True)]] * 2
+  model = supernet.from_config(cfg, space, 10)
+  before = supernet.init_variables(model, seed=cfg.seed, resolution=32)["params"]
+  after = _restore_state(workdir, 2)["params"]
+  moved = collections.defaultdict(list)  # layer -> whether each of its leaves moved
+  for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(before)[0],
+                          jax.tree.leaves(after), strict=True):
+    moved[path[0].key].append(not np.array_equal(np.asarray(a), np.asarray(b)))
+  # The min subnet has one layer in stages 0 and 1: the layers after it never train.
+  for layer in ("stage0_layer1", "stage1_layer1", "stage1_layer2"):
+    assert not any(moved[layer]), layer
+  for layer in ("stage0_layer0", "stage1_layer0", "classifier"):
+    assert any(moved[layer]), layer
+
+
 def test_resumed_run_equals_uninterrupted(tmp_path, capsys):
   full, split = str(tmp_path / "full"), str(tmp_path / "split")
   overrides = {"train.steps": 4, "train.checkpoint_every": 100, "evals.subnets": ()}
@@ -106,6 +141,16 @@ def test_resumed_run_equals_uninterrupted(tmp_path, capsys):
      r"loss.variant='tofa' needs unlabelled data.*use loss.variant='lab'"),
     ({"train.sampling": "zigzag"}, r"train.sampling='zigzag' is unknown"),
     ({"loss.variant": "fixmatch"}, r"loss.variant='fixmatch' is unknown"),
+    ({"train.mode": "single"}, r"^train.mode='single' trains one network with no teacher, but "
+                               r"loss.variant='tofa' distils"),
+    # Checked once the data's sizes are known, before anything compiles.
+    ({"optim.warmup_epochs": 1},
+     r"^optim.warmup_epochs=1 comes to 90 warm-up steps, more than half of train.steps=3: an "
+     r"epoch is 90 steps \(1438 labelled \+ unlabelled training images, 16 per step\); set "
+     r"optim.warmup_epochs <= 0.01 or raise train.steps$"),
+    ({"train.sampling": "alternating", "loss.variant": "lab"},
+     r"^train.sampling='alternating' switches subnets at epoch boundaries, but train.steps=3 "
+     r"is under 2 epochs of 7 steps; raise train.steps to >= 14$"),
 ])
 def test_config_errors_name_the_key(tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):

@@ -19,7 +19,7 @@ from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.space import arch as A
 from tofa_jax.space import sampling
 from tofa_jax.space.search_space import get_space
-from tofa_jax.train import losses, optim, subnet_record
+from tofa_jax.train import losses, optim, schemes, subnet_record
 from tofa_jax.train import step as train_step
 
 
@@ -163,8 +163,15 @@ def test_step_archs_schemes():
   batch = train_step.StepConfig(variant="lab", scheme="rss_batch")
   drawn = [train_step.step_archs(space, batch, 0, s, 0)[0] for s in range(20)]
   assert len(set(drawn)) > 1 and {a.resolution for a in drawn} == {32, 40}
-  with pytest.raises(ValueError, match=r"train.sampling='rss_epoch' trains one subnet"):
+  with pytest.raises(ValueError, match=r"^train.sampling='rss_epoch' trains with no teacher; "
+                                       r"loss.variant must be 'lab' or 'fm'$"):
     train_step.StepConfig(variant="tofa", scheme="rss_epoch")
+  with pytest.raises(ValueError, match=r"^train.mode='single' trains one network with no "
+                                       r"teacher, but loss.variant='dist' distils; use "
+                                       r"loss.variant 'lab' \(the Baseline\) or 'fm' "
+                                       r"\(FixMatch\)$"):
+    train_step.StepConfig(variant="dist", mode="single")
+  assert not train_step.StepConfig(variant="fm", mode="single").teacher
   with pytest.raises(ValueError, match=r"train.sampling='zigzag' is unknown"):
     train_step.StepConfig(scheme="zigzag")
 
@@ -311,6 +318,61 @@ def test_backward_per_subnet_equals_one_backward_over_the_sandwich():
                                           resolutions))(params)
   assert metrics["mask_rate"] > 0  # the FixMatch term is exercised
   np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+  scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want_grads))
+  for g, w in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * scale)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+               new_stats, want_stats)
+
+
+def _teacherless_reference(model, cfg, params, batch_stats, batch, subnets, key, resolution):
+  """The subnets' summed L^lab + L^FM as one loss with one backward; the running BN
+  statistics pass from each subnet's pass to the next, in order."""
+  def total_loss(p):
+    n_l, n_u = batch["labels"].shape[0], batch["unlabelled_weak"].shape[0]
+    x = np.concatenate([batch["images"], batch["unlabelled_weak"], batch["unlabelled_strong"]])
+    n = subnets["depth"].shape[0]
+    keys = jax.random.split(key, n)
+    stats, total = batch_stats, 0.0
+    for i in range(n):
+      logits, new = model.apply({"params": p, "batch_stats": stats}, x,
+                                jax.tree.map(lambda a, i=i: a[i], subnets), train=True,
+                                resolution=resolution, mutable=["batch_stats"],
+                                rngs={"dropout": keys[i]})
+      stats = new["batch_stats"]
+      total = total + losses.labelled(logits[:n_l], batch["labels"], cfg.label_smoothing)
+      fm, _, _ = losses.fixmatch(jax.lax.stop_gradient(logits[n_l:n_l + n_u]),
+                                 logits[n_l + n_u:], cfg.threshold, cfg.label_smoothing)
+      total = total + fm
+    return total, stats
+
+  return jax.value_and_grad(total_loss, has_aux=True)(params)
+
+
+def test_teacherless_backward_per_subnet_equals_the_gradient_of_the_summed_loss():
+  # Progressive shrinking's width phase with 2 subnets per step (one program, a scan).
+  space = get_space("tiny")
+  model = supernet.build(space, num_classes=5, dropout_rate=0.2, drop_connect_rate=0.2)
+  variables = randomized_variables(model, seed=3)
+  cfg = train_step.StepConfig(variant="fm", scheme="progressive_shrinking", image_size=40,
+                              threshold=0.25)
+  _, _, _, _, batch, _ = _setup()
+  sched = schemes.Schedule("progressive_shrinking", steps=4, ps_phases=(0, 0, 0, 1),
+                           ps_subnets=(1, 1, 2, 2))
+  archs = sched.archs(space, seed=0, step=1)
+  assert len(archs) == 2 and archs[0] != archs[1]
+  res = train_step.step_resolution(archs)
+  subnets = train_step.stacked(space, archs)
+  key = jax.random.PRNGKey(11)
+  params, stats = variables["params"], variables["batch_stats"]
+  (loss, (new_stats, metrics)), grads = jax.jit(train_step.loss_and_grads(model, cfg, res))(
+      params, stats, batch, subnets, key)
+  (want_loss, want_stats), want_grads = jax.jit(
+      lambda p: _teacherless_reference(model, cfg, p, stats, batch, subnets, key, res))(params)
+  assert metrics["mask_rate"] > 0  # the FixMatch term is exercised
+  assert set(metrics) == {"loss_lab", "loss_fm", "mask_rate"}  # no teacher: no distillation
+  np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+  np.testing.assert_allclose(metrics["loss_lab"] + metrics["loss_fm"], want_loss, rtol=1e-5)
   scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want_grads))
   for g, w in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * scale)

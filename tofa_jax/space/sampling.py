@@ -1,4 +1,4 @@
-"""Subnet samplers: the max and min subnets, and random ones pure in (seed, step).
+"""Subnet samplers: the max, min and middle subnets, and random ones pure in (seed, step).
 
 Sampling is a pure function of `(seed, step)` (and a per-call salt), so every
 host draws the same subnets without communicating. `sample_arch` keeps a random
@@ -30,6 +30,18 @@ def min_arch(space: SearchSpace) -> arch_lib.Arch:
   return _extreme(space, min)
 
 
+def middle(choices: tuple[Any, ...]) -> Any:
+  """The middle of `choices` in sorted order; of an even count, the lower of the two
+  middle ones (kernels (3, 5, 7) -> 5; resolutions (32, 40) -> 32)."""
+  return sorted(choices)[(len(choices) - 1) // 2]
+
+
+def mid_arch(space: SearchSpace) -> arch_lib.Arch:
+  """The middle choice of every dimension, resolution included (RSS 6.3.2's "middle":
+  kernel 5, expansion 4, depth 3 in the OFA space)."""
+  return _extreme(space, middle)
+
+
 def _extreme(space: SearchSpace, pick: Callable[..., Any]) -> arch_lib.Arch:
   depth = tuple(pick(st.depths) for st in space.stages)
   return arch_lib.Arch(
@@ -46,22 +58,28 @@ def rng_for(seed: int, step: int, salt: int = 0) -> np.random.Generator:
   return np.random.default_rng([seed & 0xFFFFFFFF, step & 0xFFFFFFFF, salt & 0xFFFFFFFF])
 
 
+ELASTIC = ("kernel", "depth", "expand", "width")  # the dimensions `random_arch` can vary
+
+
 def random_arch(space: SearchSpace, rng: np.random.Generator,
-                resolution: int | None = None) -> arch_lib.Arch:
-  """Uniformly random choice in every dimension (ignores the MFLOPs window)."""
-  choose = lambda c: c[int(rng.integers(len(c)))]  # noqa: E731
-  res = choose(space.resolutions) if resolution is None else resolution
-  width = tuple(choose(c) for c in space.width_choices)
+                resolution: int | None = None, vary: tuple[str, ...] = ELASTIC
+                ) -> arch_lib.Arch:
+  """Uniformly random choice in every dimension of `vary` (ignores the MFLOPs window);
+  the others at their largest (progressive shrinking's phases fix some at the max)."""
+  draw = lambda c: c[int(rng.integers(len(c)))]  # noqa: E731
+  pick = {d: draw if d in vary else max for d in ELASTIC}
+  res = draw(space.resolutions) if resolution is None else resolution
+  width = tuple(pick["width"](c) for c in space.width_choices)
   depth, kernel, expand = [], [], []
   for st in space.stages:
-    d = choose(st.depths)
+    d = pick["depth"](st.depths)
     depth.append(d)
     if space.per_layer:
-      kernel.append(tuple(choose(st.kernels) for _ in range(d)))
-      expand.append(tuple(choose(st.expansions) for _ in range(d)))
+      kernel.append(tuple(pick["kernel"](st.kernels) for _ in range(d)))
+      expand.append(tuple(pick["expand"](st.expansions) for _ in range(d)))
     else:
-      kernel.append((choose(st.kernels),) * d)
-      expand.append((choose(st.expansions),) * d)
+      kernel.append((pick["kernel"](st.kernels),) * d)
+      expand.append((pick["expand"](st.expansions),) * d)
   return arch_lib.Arch(res, width, tuple(depth), tuple(kernel), tuple(expand))
 
 

@@ -14,9 +14,21 @@ from tofa_jax.runtime.mesh import global_array, per_process
 from tofa_jax.space import arch as arch_lib
 from tofa_jax.space import sampling
 
+DEFAULT_SUBNETS = ("max", "min")  # configs/default.py's evals.subnets
+
+
+def subnet_names(config) -> tuple[str, ...]:
+  """The subnets a run evaluates: `evals.subnets`; with `train.mode='single'`, the one
+  arch it trains (`train.arch`), unless `evals.subnets=()` turns evaluation off. Any
+  other value conflicts with single mode (config/consistency.py refuses it)."""
+  names = tuple(config.evals.subnets)
+  if config.train.get("mode", "supernet") != "single" or not names:
+    return names
+  return (config.train.get("arch", "max"),)
+
 
 class Evaluator:
-  """Top-1 of named subnets (`evals.subnets`, default max and min) on the test split,
+  """Top-1 of named subnets (`subnet_names`: default max and min) on the test split,
   each at its own resolution (the max at the largest, the min at the smallest), after
   BN recalibration on `evals.bn_batches` labelled training batches.
 
@@ -56,7 +68,7 @@ class Evaluator:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     out = {}
     put = functools.partial(global_array, self.sharding)
-    for name in self.config.evals.subnets:
+    for name in subnet_names(self.config):
       arch = sampling.sample_named(self.space, name)
       res = arch.resolution
       arrays = arch_lib.to_arrays(self.space, arch)

@@ -2,9 +2,11 @@
 
 Reads `config` (see configs/default.py), builds the supernet, starts it from a
 pretrained checkpoint (`config.init`), and runs the jitted data-parallel step
-for `train.steps` steps with on-device augmentation, the subnet record Omega,
-periodic checkpoints (resumed automatically from `workdir`), TensorBoard
-metrics and evaluation of the max and min subnets after BN recalibration.
+for `train.steps` steps with on-device augmentation, the subnets of
+`train.sampling` (or, with `train.mode='single'`, the one `train.arch`), the subnet
+record Omega, periodic checkpoints (resumed automatically from `workdir`),
+TensorBoard metrics and evaluation of the max and min subnets (single: the arch)
+after BN recalibration. Epochs (warm-up, per-epoch schemes) are `epochs.py`'s.
 
 The loop never waits on the device between log steps: metrics stay on device
 (`metrics.StepMetrics`), the next batch is placed and augmented while the step
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import math
 import time
 
 import jax
@@ -45,11 +46,11 @@ from tofa_jax.runtime import (
 from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.runtime.mesh import global_array
 from tofa_jax.space import search_space
-from tofa_jax.train import checkpointing, optim, run_identity, subnet_record
+from tofa_jax.train import checkpointing, epochs, optim, run_identity, schemes, subnet_record
 from tofa_jax.train import metrics as metrics_lib
 from tofa_jax.train import step as train_step
 from tofa_jax.train.evaluator import Evaluator
-from tofa_jax.weights import pretrained
+from tofa_jax.weights import named_starts, pretrained
 
 MAX_STEPS_AHEAD = 2  # steps dispatched but unfinished; bounds the batches held on device
 
@@ -96,17 +97,20 @@ def _check(config, data: loading.Data, cfg: train_step.StepConfig, space) -> Non
                        "data is labelled; use loss.variant='lab' (fully labelled mode)")
 
 
-def _compile(step_fn, state, space, cfg: train_step.StepConfig, config, mesh, resolution: int):
-  """The step program for random subnets at `resolution`, compiled ahead of its first
-  batch (or loaded from JAX's persistent cache); prints its compile time and the
-  device memory one step needs (XLA's memory analysis)."""
+def _compile(step_fn, state, space, cfg: train_step.StepConfig, config, mesh, archs):
+  """The step program for `archs` (its resolution and number of subnets), compiled
+  ahead of its first batch (or loaded from JAX's persistent cache); prints its compile
+  time and the device memory one step needs (XLA's memory analysis)."""
+  resolution = train_step.step_resolution(archs)
   what = f"the train step for {resolution} px"
-  if cfg.scheme == "sandwich" and len(space.resolutions) > 1:
+  if cfg.teacher and len(space.resolutions) > 1:
     what += (f" (random subnets; max {max(space.resolutions)} px, "
              f"min {min(space.resolutions)} px)")
+  elif not cfg.teacher and len(archs) > 1:
+    what += f" ({len(archs)} subnets)"
   _say(f"compiling {what} ...")
   start = time.perf_counter()
-  subnets = train_step.stacked(space, train_step.step_archs(space, cfg, 0, 0, 0))
+  subnets = train_step.stacked(space, archs)
   batch = train_step.abstract_batch(cfg, config.train.batch_size,
                                     config.train.unlabelled_batch_size, mesh)
   compiled = step_fn.lower(state, batch, subnets, resolution).compile()
@@ -149,9 +153,18 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   cfg = train_step.step_config(config, space)
   data = loading.load_data(config)
   _check(config, data, cfg, space)
+  epoch = epochs.of_run(len(data.labelled_idx), len(data.unlabelled_idx),
+                        config.train.batch_size, config.train.unlabelled_batch_size,
+                        cfg.uses_unlabelled)
+  schedule = schemes.from_config(config, space, epoch.steps)
+  # Before anything compiles: the figures need the data's sizes.
+  epochs.check_warmup(config.optim.warmup_epochs, epoch, int(config.train.steps))
+  schedule.check_epochs()
   _say(f"loading data ({len(data.labelled_idx)} labelled, "
        f"{len(data.unlabelled_idx) if cfg.uses_unlabelled else 0} unlabelled; "
        f"{config.data.name}, {data.num_classes} classes, at {cfg.image_size} px)")
+  warmup = epochs.warmup_steps(config.optim.warmup_epochs, epoch.steps)
+  _say(f"{epoch.describe()}; {warmup} warm-up step{'s' * (warmup != 1)}")
   num_classes = data.num_classes
   run_identity.check_or_record(workdir, run_identity.of(config, num_classes),
                                resuming=ckpt.latest_step() is not None,
@@ -160,17 +173,17 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   variables = termination.interruptible(lambda: supernet.init_variables(
       model, seed=config.seed, resolution=cfg.image_size))
   mean, std = pretrained.normalization(config)
-  if config.init.checkpoint:
-    variables, converted, loaded = pretrained.init_from_checkpoint(config.init, space,
-                                                                   variables, num_classes)
-    _say(f"initialising from {config.init.checkpoint} ({loaded} of "
-         f"{len(jax.tree.leaves(variables))} tensors; {converted.format})")
+  if config.init.checkpoint != named_starts.RANDOM:
+    variables, start_from = pretrained.init_from_checkpoint(config.init, space, variables,
+                                                            num_classes)
+    _say(start_from.describe(config.init.checkpoint))
+  else:
+    _say("starting from random weights (init.checkpoint='random')")
 
   if jax.process_index() == 0:
     save_run_config(config, workdir, mean, std)
   total = int(config.train.steps)
-  steps_per_epoch = max(1, math.ceil(len(data.labelled_idx) / config.train.batch_size))
-  tx, sched = optim.make(config.optim, steps_per_epoch, total)
+  tx, sched = optim.make(config.optim, epoch.steps, total)
   mesh = mesh_lib.make_mesh()
   step_fn = train_step.make_train_step(model, tx, cfg, mesh, sched)
   batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
@@ -225,21 +238,23 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
     _say(f"resumed from step {start} of {total}")
     if sigterm is not None:
       sigterm.nothing_new = f"the newest checkpoint is step {start}, in {ckpt.directory}"
-  programs = {}  # resolution of the random subnets -> compiled step: at most one each
+  programs = {}  # (resolution, number of subnets) -> compiled step: one each
   speed = metrics_lib.Throughput(start, total, config.train.batch_size + (
       config.train.unlabelled_batch_size if cfg.uses_unlabelled else 0))
 
-  def program(resolution: int):
-    if resolution not in programs:
+  possible = len(schedule.programs(space))
+
+  def program(archs):
+    key = (train_step.step_resolution(archs), len(archs))
+    if key not in programs:
       t, maps = time.perf_counter(), memory_maps.count()
-      programs[resolution] = termination.interruptible(lambda: _compile(
-          step_fn, state, space, cfg, config, mesh, resolution))
+      programs[key] = termination.interruptible(lambda: _compile(
+          step_fn, state, space, cfg, config, mesh, archs))
       speed.exclude(time.perf_counter() - t)
       if jax.default_backend() == "cpu" and maps is not None:
-        memory_maps.check_room(memory_maps.count() - maps,
-                               len(space.resolutions) - len(programs),
-                               f"the train step for {resolution} px")
-    return programs[resolution]
+        memory_maps.check_room(memory_maps.count() - maps, possible - len(programs),
+                               f"the train step for {key[0]} px")
+    return programs[key]
 
   aug_key = jax.random.PRNGKey(config.seed + 7)
 
@@ -269,12 +284,11 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   final: dict[str, float] = {}
   try:
     for step, batch, positions in device_prefetch.prefetch(batches(), size=2):
-      archs = train_step.step_archs(space, cfg, config.seed, step, step // steps_per_epoch)
+      archs = schedule.archs(space, config.seed, step)
       if multi and step == start:  # by construction; checked once per run
         distributed.check_processes_agree(f"sample different subnets at step {step + 1}",
                                           [a.to_json(True) for a in archs])
-      state, m = program(train_step.step_resolution(archs))(
-          state, batch, train_step.stacked(space, archs))
+      state, m = program(archs)(state, batch, train_step.stacked(space, archs))
       if sigterm is not None and step == start:
         sigterm.something_to_save()  # a SIGTERM now checkpoints this step, then stops
       step_metrics.add(m)

@@ -1,9 +1,11 @@
 """Optimiser and learning-rate schedule of TOFA section 4.2.
 
-SGD with momentum, cosine decay after a linear warm-up, and weight decay on
-weight matrices/kernels only: biases and BatchNorm scale/bias (all 1-D) are
-not decayed. Weight decay is added to the gradient before momentum, as
-PyTorch's `SGD(weight_decay=...)` does.
+SGD with momentum, a linear warm-up over `optim.warmup_epochs` epochs (`epochs.py`
+says what an epoch is), then cosine decay to 0 (`optim.schedule='cosine'`, TOFA) or a
+constant lr (`'constant'`, RSS 6.3.2's two-subnet study). Weight decay on weight
+matrices/kernels only: biases and BatchNorm scale/bias (all 1-D) are not decayed.
+Weight decay is added to the gradient before momentum, as PyTorch's
+`SGD(weight_decay=...)` does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from typing import Any
 import jax
 import optax
 
+from tofa_jax.train import epochs
+
+SCHEDULES = ("cosine", "constant")
+
 
 def decay_mask(params: Any) -> Any:
   """True for leaves that get weight decay: every array with more than one axis."""
@@ -21,9 +27,17 @@ def decay_mask(params: Any) -> Any:
 
 
 def schedule(cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int) -> optax.Schedule:
-  """Linear warm-up over `warmup_epochs` epochs to `lr`, then cosine decay to 0."""
-  warmup = int(round(cfg["warmup_epochs"] * steps_per_epoch))
+  """Linear warm-up over `warmup_epochs` epochs to `lr`, then cosine decay to 0 or, with
+  `schedule='constant'`, `lr` to the end."""
+  warmup = epochs.warmup_steps(cfg["warmup_epochs"], steps_per_epoch)
   warmup = min(warmup, max(total_steps - 1, 0))
+  kind = cfg.get("schedule", "cosine")  # configs saved before the key: cosine
+  if kind not in SCHEDULES:
+    raise ValueError(f"optim.schedule={kind!r} is unknown; choose one of {list(SCHEDULES)}")
+  if kind == "constant":
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg["lr"], max(warmup, 1)),
+         optax.constant_schedule(cfg["lr"])], [warmup])
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=cfg["lr"], warmup_steps=warmup,
       decay_steps=max(total_steps, warmup + 1), end_value=0.0)
@@ -31,7 +45,8 @@ def schedule(cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int) -> 
 
 def make(cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int
          ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """(optimiser, schedule) from `config.optim` (lr, momentum, weight_decay, warmup_epochs)."""
+  """(optimiser, schedule) from `config.optim` (lr, momentum, weight_decay, warmup_epochs,
+  schedule)."""
   sched = schedule(cfg, steps_per_epoch, total_steps)
   tx = optax.chain(
       optax.add_decayed_weights(cfg["weight_decay"], mask=decay_mask),

@@ -32,8 +32,13 @@ The backward runs subnet by subnet, as OFA and AttentiveNAS do: the max subnet's
 gradient first, then the min subnet's, then each random subnet's, accumulated
 inside the scan. The sum is the gradient of the whole sandwich's loss, and a step's
 peak memory is one subnet's forward and backward.
-RSS schemes (`rss_epoch`, `rss_batch`) train the one sampled subnet with L^lab
-(+ L^FM on its own pseudo-labels); there is no teacher, so no distillation.
+Teacher-less schemes (every `train.sampling` but sandwich, and `train.mode='single'`;
+`schemes.py` says which subnets) train the step's N subnets, which share the step's
+`resolution`, with L^lab (+ L^FM on each subnet's own pseudo-labels): no teacher, so
+no distillation. One backward per subnet, accumulated in a `lax.scan` over them, and
+their terms summed (mask_rate averaged). Each pass updates the running BatchNorm
+statistics in turn, as OFA's successive PyTorch passes do; every evaluated subnet is
+recalibrated anyway.
 """
 
 from __future__ import annotations
@@ -52,9 +57,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tofa_jax.space import arch as arch_lib
 from tofa_jax.space import sampling
 from tofa_jax.space.search_space import SearchSpace
-from tofa_jax.train import losses
+from tofa_jax.train import losses, schemes
+from tofa_jax.train.schemes import MODES, SCHEMES
 
-SCHEMES = ("sandwich", "rss_epoch", "rss_batch")
+step_resolution = schemes.step_resolution
 
 
 @flax.struct.dataclass
@@ -78,17 +84,29 @@ class StepConfig:
   beta: float = 1.0
   temperature: float = 1.0
   image_size: int | None = None  # batches' size; None: the space's largest resolution
+  mode: str = "supernet"  # 'single': one fixed arch, no teacher (train.mode)
 
   def __post_init__(self):
-    losses.terms(self.variant)
+    _, dist = losses.terms(self.variant)
+    if self.mode not in MODES:
+      raise ValueError(f"train.mode={self.mode!r} is unknown; choose one of {list(MODES)}")
     if self.scheme not in SCHEMES:
       raise ValueError(f"train.sampling={self.scheme!r} is unknown; choose one of "
                        f"{list(SCHEMES)}")
-    if self.scheme != "sandwich" and losses.terms(self.variant)[1]:
-      raise ValueError(f"train.sampling={self.scheme!r} trains one subnet with no teacher; "
-                       "loss.variant must be 'lab' or 'fm'")
+    if self.mode == "single" and dist:
+      raise ValueError(f"train.mode='single' trains one network with no teacher, but "
+                       f"loss.variant={self.variant!r} distils; use loss.variant 'lab' (the "
+                       "Baseline) or 'fm' (FixMatch)")
+    if self.mode == "supernet" and self.scheme != "sandwich" and dist:
+      raise ValueError(f"train.sampling={self.scheme!r} trains with no teacher; loss.variant "
+                       "must be 'lab' or 'fm'")
     if self.num_random < 0:
       raise ValueError(f"train.num_random={self.num_random} must be >= 0")
+
+  @property
+  def teacher(self) -> bool:
+    """The sandwich distils from the max subnet; every other way of training has none."""
+    return self.mode == "supernet" and self.scheme == "sandwich"
 
   @property
   def uses_unlabelled(self) -> bool:
@@ -116,7 +134,8 @@ def step_config(config, space: SearchSpace) -> StepConfig:
       variant=config.loss.variant, scheme=config.train.sampling,
       num_random=config.train.num_random, threshold=config.loss.threshold,
       label_smoothing=config.loss.label_smoothing, beta=config.loss.beta,
-      temperature=config.loss.temperature, image_size=image_size(config, space))
+      temperature=config.loss.temperature, image_size=image_size(config, space),
+      mode=config.train.get("mode", "supernet"))
 
 
 def init_state(variables: dict, tx: optax.GradientTransformation, seed: int) -> TrainState:
@@ -127,27 +146,13 @@ def init_state(variables: dict, tx: optax.GradientTransformation, seed: int) -> 
 
 def step_archs(space: SearchSpace, cfg: StepConfig, seed: int, step: int, epoch: int
                ) -> list[arch_lib.Arch]:
-  """The subnets a step trains besides the max: host-side, pure in (seed, step, epoch).
-
-  sandwich: [min, random_1..K], the min at the smallest resolution and the random
-  subnets at one resolution drawn for the step; rss_batch: one random subnet per
-  step; rss_epoch: one per epoch (each at a resolution drawn with it).
-  """
-  if cfg.scheme == "sandwich":
-    rng = sampling.rng_for(seed, step, salt=0)
-    res = space.resolutions[int(rng.integers(len(space.resolutions)))]
-    return [sampling.min_arch(space)] + [
-        sampling.sample_arch(space, seed, step, salt=1 + i, resolution=res)
-        for i in range(cfg.num_random)]
-  if cfg.scheme == "rss_batch":
-    return [sampling.sample_arch(space, seed, step, salt=101)]
-  return [sampling.sample_arch(space, seed, epoch, salt=202)]
-
-
-def step_resolution(archs: list[arch_lib.Arch]) -> int:
-  """The step program's static resolution: its random subnets' (the last arch's;
-  with no random subnet, the min's)."""
-  return archs[-1].resolution
+  """The subnets of `cfg.scheme` at `step` in epoch `epoch`, for a run of one-step epochs
+  of unknown length (benchmarks, tests). The trainer uses `schemes.Schedule`, which
+  knows the run's length and epoch."""
+  sched = schemes.Schedule(cfg.scheme, cfg.num_random)
+  if cfg.scheme == "rss_epoch":  # the only scheme here that reads the epoch, not the step
+    return sched.archs(space, seed, epoch)
+  return sched.archs(space, seed, step)
 
 
 def stacked(space: SearchSpace, archs: list[arch_lib.Arch]) -> dict[str, np.ndarray]:
@@ -185,8 +190,8 @@ def global_rows(views: list[jax.Array], axis_name: str | None) -> jax.Array | No
 
 def loss_and_grads(model, cfg: StepConfig, resolution: int) -> Callable:
   """`f(params, batch_stats, batch, subnets, key) -> ((loss, (batch_stats, metrics)),
-  grads)`: what one step differentiates, for `cfg.scheme`, with the random subnets
-  (rss: the one subnet) at `resolution`."""
+  grads)`: what one step differentiates: the sandwich (`cfg.teacher`) with its random
+  subnets at `resolution`, or the teacher-less subnets, all at `resolution`."""
   space = model.space
   max_arrays = arch_lib.to_arrays(space, sampling.max_arch(space))
   use_fm, use_dist_u = losses.terms(cfg.variant)
@@ -265,27 +270,43 @@ def loss_and_grads(model, cfg: StepConfig, resolution: int) -> Callable:
     total = total + metrics["loss_dist_lab"] + jnp.sum(unl_terms)
     return (total, (new_stats, metrics)), grads
 
-  def rss_loss(params, batch_stats, batch, subnets, key):
-    variables = {"params": params, "batch_stats": batch_stats}
+  def teacherless_grads(params, batch_stats, batch, subnets, key):
+    """Each subnet's L^lab (+ L^FM on its own pseudo-labels) at `resolution`, one
+    backward per subnet accumulated in a scan; each pass updates the running BN
+    statistics in turn."""
     n_l = batch["labels"].shape[0]
-    arrays = jax.tree.map(lambda a: a[0], subnets)
     views = [batch["images"]] + ([batch["unlabelled_weak"], batch["unlabelled_strong"]]
                                  if use_fm else [])
-    logits, new_vars = apply(variables, views, arrays, key, resolution)
-    metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
-                                           cfg.label_smoothing)}
-    total = metrics["loss_lab"]
-    if use_fm:
-      n_u = batch["unlabelled_weak"].shape[0]
-      fm, mask, _ = losses.fixmatch(jax.lax.stop_gradient(logits[n_l:n_l + n_u]),
-                                    logits[n_l + n_u:], cfg.threshold, cfg.label_smoothing)
-      metrics.update(loss_fm=fm, mask_rate=jnp.mean(mask))
-      total = total + fm
-    return total, (new_vars["batch_stats"], metrics)
+    n_u = batch["unlabelled_weak"].shape[0] if use_fm else 0
 
-  if cfg.scheme == "sandwich":
-    return sandwich_grads
-  return jax.value_and_grad(rss_loss, has_aux=True)
+    def one_subnet(carry, xs):
+      grads, stats = carry
+      arrays, k = xs
+
+      def sub_loss(p):
+        logits, new_vars = apply({"params": p, "batch_stats": stats}, views, arrays, k,
+                                 resolution)
+        lab = losses.labelled(logits[:n_l], batch["labels"], cfg.label_smoothing)
+        fm = rate = jnp.zeros(())
+        if use_fm:
+          fm, mask, _ = losses.fixmatch(jax.lax.stop_gradient(logits[n_l:n_l + n_u]),
+                                        logits[n_l + n_u:], cfg.threshold, cfg.label_smoothing)
+          rate = jnp.mean(mask)
+        return lab + fm, (new_vars["batch_stats"], lab, fm, rate)
+
+      (_, (stats, *terms)), g = jax.value_and_grad(sub_loss, has_aux=True)(params)
+      return (jax.tree.map(jnp.add, grads, g), stats), tuple(terms)
+
+    keys = jax.random.split(key, jax.tree.leaves(subnets)[0].shape[0])
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    (grads, new_stats), (lab, fm, rate) = jax.lax.scan(one_subnet, (zeros, batch_stats),
+                                                       (subnets, keys))
+    metrics = {"loss_lab": jnp.sum(lab)}
+    if use_fm:
+      metrics.update(loss_fm=jnp.sum(fm), mask_rate=jnp.mean(rate))
+    return (jnp.sum(lab) + jnp.sum(fm), (new_stats, metrics)), grads
+
+  return sandwich_grads if cfg.teacher else teacherless_grads
 
 
 def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, mesh: Mesh,

@@ -1,0 +1,50 @@
+"""What an epoch is, the warm-up it sets and the lr schedules, with the papers' figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tofa_jax.train import epochs, optim
+
+
+def test_an_epoch_is_one_pass_over_the_data_the_loss_uses():
+  # Semi-supervised (TOFA Table 2): labelled + unlabelled images at 32 + 32 per step.
+  aircraft = epochs.of_run(1300, 6667 - 1300, 32, 32, uses_unlabelled=True)
+  assert (aircraft.images, aircraft.per_step, aircraft.steps) == (6667, 64, 105)
+  assert epochs.warmup_steps(5, aircraft.steps) == 525
+  cifar = epochs.of_run(200, 50_000 - 200, 32, 32, uses_unlabelled=True)
+  assert (cifar.steps, epochs.warmup_steps(5, cifar.steps)) == (782, 3910)
+  assert cifar.describe() == ("an epoch is 782 steps (50000 labelled + unlabelled training "
+                              "images, 64 per step)")
+  # A variant with no unlabelled term counts the labelled images alone.
+  assert epochs.of_run(200, 49_800, 32, 32, uses_unlabelled=False).steps == 7
+  # Fully labelled CIFAR-10 (TOFA 4.4): 1563 steps; 5 epochs are 7815 of 10,000 steps.
+  full = epochs.of_run(50_000, 0, 32, 32, uses_unlabelled=False)
+  assert (full.steps, epochs.warmup_steps(5, full.steps)) == (1563, 7815)
+  assert epochs.warmup_steps(0.5, 3) == 2  # rounded to the nearest step
+  epochs.check_warmup(5, cifar, 10_000)
+  epochs.check_warmup(3.19, full, 10_000)
+  with pytest.raises(ValueError, match=(
+      r"^optim.warmup_epochs=5 comes to 7815 warm-up steps, more than half of "
+      r"train.steps=10000: an epoch is 1563 steps \(50000 labelled training images, 32 per "
+      r"step\); set optim.warmup_epochs <= 3.19 or raise train.steps$")):
+    epochs.check_warmup(5, full, 10_000)
+
+
+def test_schedules_warm_up_then_decay_or_hold():
+  cfg = {"lr": 0.1, "warmup_epochs": 2}
+  cosine = optim.schedule(cfg, steps_per_epoch=5, total_steps=100)  # no key: cosine
+  constant = optim.schedule({**cfg, "schedule": "constant"}, steps_per_epoch=5, total_steps=100)
+  for sched in (cosine, constant):
+    np.testing.assert_allclose([float(sched(s)) for s in (0, 5, 10)], [0.0, 0.05, 0.1],
+                               rtol=1e-6)
+  np.testing.assert_allclose(float(cosine(55)), 0.05, rtol=1e-5)
+  assert float(cosine(100)) == pytest.approx(0.0, abs=1e-9)
+  np.testing.assert_allclose([float(constant(s)) for s in (11, 55, 99, 100)], [0.1] * 4,
+                             rtol=1e-6)
+  flat = optim.schedule({"lr": 0.1, "warmup_epochs": 0, "schedule": "constant"}, 5, 100)
+  np.testing.assert_allclose([float(flat(s)) for s in (0, 50)], [0.1, 0.1], rtol=1e-6)
+  with pytest.raises(ValueError, match=r"^optim.schedule='step' is unknown; choose one of "
+                                       r"\['cosine', 'constant'\]$"):
+    optim.schedule({**cfg, "schedule": "step"}, 5, 100)
