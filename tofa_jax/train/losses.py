@@ -9,6 +9,8 @@
   predictions (AlphaNet eq. 8: temperature T, scaled by T^2). Soft-target
   cross-entropy and KL differ by the teacher's entropy, a constant for the
   student, so gradients equal those of the KL form.
+- `focal_distillation`: REG-NAS section 4.4's FD-KD (Yan et al. 2021), for fine-tuning
+  a palette member against a reference member (`search/finetune.py`).
 
 Every function returns the mean over the batch (FixMatch: over all unlabelled
 images, masked ones counting zero, as in FixMatch) and takes teacher logits
@@ -76,3 +78,22 @@ def terms(variant: str) -> tuple[bool, bool]:
   if variant not in VARIANTS:
     raise ValueError(f"loss.variant={variant!r} is unknown; choose one of {list(VARIANTS)}")
   return variant in ("fm", "tofa"), variant in ("dist", "tofa")
+
+
+def focal_distillation(student_logits: Array, reference_logits: Array, labels: Array, *,
+                       alpha: float, beta: float, temperature: float) -> Array:
+  """Focal Distillation, FD-KD of Yan et al. 2021 (positive-congruent training), as used
+  by REG-NAS section 4.4: the batch mean of
+
+    w_i * T^2 * KL(softmax(z_ref_i / T) || softmax(z_i / T)),
+    w_i = alpha + beta * 1[argmax z_ref_i == y_i],
+
+  so samples the reference gets right weigh 1 + beta/alpha times as much: the student
+  is pulled hardest where a negative flip could occur. alpha=1, beta=0 is plain KD.
+  `reference_logits` must carry no gradient.
+  """
+  t = temperature
+  ref_log_p = jax.nn.log_softmax(reference_logits / t)
+  kl = jnp.sum(jnp.exp(ref_log_p) * (ref_log_p - jax.nn.log_softmax(student_logits / t)), -1)
+  right = (jnp.argmax(reference_logits, -1) == labels).astype(kl.dtype)
+  return jnp.mean((alpha + beta * right) * kl * t * t)
