@@ -12,12 +12,13 @@ import tempfile
 import numpy as np
 import pytest
 
-from helpers.configs import tiny_config
+from helpers.configs import set_key, tiny_config
 from helpers.paths import ROOT
 from tofa_jax.data import datasets
 from tofa_jax.deploy import latency_table
 from tofa_jax.palette import _argv_with_config
 from tofa_jax.runtime import saved_config
+from tofa_jax.search import palette
 from tofa_jax.space import arch as A
 from tofa_jax.space import flops, genome, sampling
 from tofa_jax.space.search_space import get_space
@@ -119,6 +120,43 @@ def test_palette_end_to_end(trained):
   assert len(report["population"]) == 2
   for m, a in zip(report["models"], archs, strict=True):
     assert export.load(m["export_dir"]).arch == a
+
+
+def test_predictor_method_evaluates_only_its_samples_and_picks_one_per_budget(
+    trained, monkeypatch):
+  # TOFA 4.6 (a), in process: the samples are the only validation evaluations.
+  cfg = saved_config.get_config(trained)
+  for key, value in (("method", "predictor"), ("num_budgets", 3), ("export", False),
+                     ("latency_batch", 2), ("latency_repeats", 2), ("progress_every_s", 0),
+                     ("predictor.samples", 20), ("predictor.epochs", 20),
+                     ("evolution.population", 4), ("evolution.generations", 2),
+                     ("evolution.parents", 2), ("evolution.num_mutations", 2),
+                     ("evolution.num_crossovers", 2)):
+    set_key(cfg.palette, key, value)
+  validated, val_top1 = [], palette.Palette.val_top1
+
+  def counted(self, arch):
+    validated.append(arch)
+    return val_top1(self, arch)
+
+  monkeypatch.setattr(palette.Palette, "val_top1", counted)
+  lines = []
+  report = palette.run(cfg, trained, log=lines.append)
+  assert len(validated) == len(set(validated)) == 20
+  c = report["comparison"]["predictor"]
+  assert c["evaluated_on_validation"] == 20
+  fit = c["predictor"]
+  assert (fit["samples"], fit["trained_on"], fit["held_out"]) == (20, 16, 4)
+  assert fit["rmse"] >= 0 and fit["encoding_size"] == sum(
+      len(x.choices) for x in genome.Genome(get_space("tiny"), (32,)).genes)
+  assert len(c["picks"]) == 3 and [p["budget"] for p in c["picks"]] == report["budgets"]
+  for p in c["picks"]:  # the lowest budget is the smallest subnet's cost: all fit
+    assert p["arch"] is not None and p["mflops"] <= p["budget"] + 1e-9
+    assert p["note"].startswith("predicted_top1=")
+  assert [m["method"] for m in report["models"]] == ["predictor"] * 3
+  counts = [int(x.split(": ")[2].split(" of at most ")[0]) for x in lines
+            if x.startswith("palette: predictor: ") and " of at most 20 subnets" in x]
+  assert counts == list(range(1, 21))
 
 
 def test_saved_config_is_the_default_and_errors_are_one_line(trained, tmp_path):

@@ -10,10 +10,15 @@ subnet is chosen by `palette.method`:
              (`palette.index`: last | score) among those with p(a) <= t. No data.
   evolution  TOFA eq. (5): evolutionary search for the best validation top-1.
   random     `palette.random_samples` random subnets, best validation top-1.
+  predictor  TOFA 4.6 (a): `palette.predictor.samples` subnets spread over the
+             MFLOPs range are evaluated once on validation data, an accuracy
+             predictor (OFA's MLP, predictor.py) is fitted to them, and the
+             evolutionary search per budget maximises the predicted top-1.
   regnas     REG-NAS: budgets in increasing order; the first member by
              validation top-1, each next one by evolutionary search inside the
-             CAS set of the previous member (it contains all its weights) with
-             the reward lambda1 * Top1 - lambda2 * NFR(previous, candidate).
+             CAS set of the previous member (it contains all its weights; off
+             with `palette.cas=False`) with the reward
+             lambda1 * Top1 - lambda2 * NFR(previous, candidate).
 
 The validation split is `data.val_fraction` of the training data held out
 during training, or else `palette.val_fraction` carved from the training data
@@ -47,14 +52,22 @@ from tofa_jax.data import datasets, loading
 from tofa_jax.deploy import latency_table, runtimes
 from tofa_jax.deploy.runtime_latency import RuntimeLatencyMeter
 from tofa_jax.model import supernet
-from tofa_jax.search import evolution, palette_report, population, progress, regression, selection
+from tofa_jax.search import (
+  evolution,
+  palette_report,
+  population,
+  predictor,
+  progress,
+  regression,
+  selection,
+)
 from tofa_jax.search.subnet_eval import SubnetEvaluator
 from tofa_jax.space import arch as arch_lib
 from tofa_jax.space import genome, sampling, search_space
 from tofa_jax.train import checkpointing, subnet_record
 from tofa_jax.weights import export, pretrained
 
-METHODS = ("rule", "evolution", "random", "regnas")
+METHODS = ("rule", "evolution", "random", "regnas", "predictor")
 OUT_DIR = "palette"
 
 
@@ -71,6 +84,7 @@ class MethodRun:
   picks: list[Pick]
   seconds: float
   evaluated: int  # subnets evaluated on validation data
+  info: dict[str, Any] = dataclasses.field(default_factory=dict)  # for the comparison
 
 
 class Palette:
@@ -161,8 +175,13 @@ class Palette:
     t0 = time.perf_counter()
     before = self._val.evaluated if self._val is not None else 0
     picks = getattr(self, f"_{method}")()
-    evaluated = (self._val.evaluated if self._val is not None else 0) - before
-    return MethodRun(method, picks, time.perf_counter() - t0, evaluated)
+    picks, info = picks if isinstance(picks, tuple) else (picks, {})
+    # A method that counts its own cost says so: the evaluator's cache may already hold
+    # subnets an earlier method evaluated.
+    evaluated = info.pop("evaluated", None)
+    if evaluated is None:
+      evaluated = (self._val.evaluated if self._val is not None else 0) - before
+    return MethodRun(method, picks, time.perf_counter() - t0, evaluated, info)
 
   def _rule(self) -> list[Pick]:
     omega = [(a, e) for a, e in self.omega.archs() if a.resolution in self.resolutions]
@@ -200,8 +219,24 @@ class Palette:
     return self._search_each_budget(
         "random", lambda sampler: evolution.random_search(sampler, fitness, samples))
 
-  def _search_each_budget(self, name: str, search) -> list[Pick]:
-    """Per budget, the best validation top-1 that `search(sampler)` finds."""
+  def _predictor(self) -> tuple[list[Pick], dict[str, Any]]:
+    cfg = predictor.PredictorConfig(**self.pc.get("predictor", {}))
+    cfg.check()
+    evo = evolution.EvolutionConfig(**self.pc.evolution)
+    archs = predictor.spread_samples(self.genome, self.cost.metric_fn("mflops"), cfg.samples,
+                                     self.rng)
+    counted = progress.SearchProgress(self.log, "palette: predictor", len(archs),
+                                      float(self.pc.get("progress_every_s", 30.0)))
+    fitness = counted.wrap(self.val_top1)
+    model, fit = predictor.fit(self.genome, archs, [fitness(a) for a in archs], cfg,
+                               int(self.pc.seed))
+    self.log(f"palette: predictor: {len(archs)} subnets evaluated; {predictor.describe(fit)}")
+    picks = self._search_each_budget("predictor", lambda s: evolution.evolve(s, model, evo),
+                                     "predicted_top1")
+    return picks, {"evaluated": len(archs), "predictor": fit}
+
+  def _search_each_budget(self, name: str, search, what: str = "val_top1") -> list[Pick]:
+    """Per budget, the best fitness (validation top-1 by default) `search(sampler)` finds."""
     picks = []
     for t in self.budgets:
       sampler = self._sampler(t)
@@ -209,8 +244,8 @@ class Palette:
         picks.append(Pick(t, None, "below the smallest subnet"))
         continue
       result = search(sampler)
-      picks.append(Pick(t, result.best, f"val_top1={result.fitness:.4f}"))
-      self.log(f"palette: {name}, budget {t:.4g}: val top-1 {result.fitness:.4f} "
+      picks.append(Pick(t, result.best, f"{what}={result.fitness:.4f}"))
+      self.log(f"palette: {name}, budget {t:.4g}: {what} {result.fitness:.4f} "
                f"({len(result.history)} subnets)")
     return picks
 
@@ -219,8 +254,9 @@ class Palette:
     reward = regression.reward(self.pc.reward, tuple(self.pc.lambdas))
     counted = self._progress("regnas", cfg.most_evaluations).wrap
     picks, reference = [], None
+    cas = bool(self.pc.get("cas", True))  # off: the reward alone (REG-NAS's ablation)
     for t in self.budgets:
-      sampler = self._sampler(t, reference)
+      sampler = self._sampler(t, reference if cas else None)
       if sampler is None:
         picks.append(Pick(t, None, "below the smallest subnet"))
         continue
@@ -298,7 +334,7 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
 
   comparison = {}
   for m, r in runs.items():
-    comparison[m] = {"seconds": r.seconds, "evaluated_on_validation": r.evaluated,
+    comparison[m] = {"seconds": r.seconds, "evaluated_on_validation": r.evaluated, **r.info,
                      "picks": [{"budget": p.budget, "note": p.note,
                                 **(pal.describe(p.arch, with_latency=False) if p.arch else
                                    {"arch": None})} for p in r.picks]}
@@ -316,8 +352,8 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
       "space": pal.space.name, "metric": pc.metric, "unit": cost_model.UNITS[pc.metric],
       "metric_range": list(pal.range), "budgets": pal.budgets, "method": pc.method,
       "index": pc.index if pc.method == "rule" else None,
-      "reward": ({"preset": pc.reward, "lambdas": list(pc.lambdas)}
-                 if pc.method == "regnas" else None),
+      "reward": ({"preset": pc.reward, "lambdas": list(pc.lambdas),
+                  "cas": bool(pc.get("cas", True))} if pc.method == "regnas" else None),
       "test_examples": int(len(labels)), "validation": pal.val_info,
       "omega_size": len(pal.omega), "latency": pal.latency_info(), "models": rows,
       "missing": [{"budget": p.budget, "why": p.note} for p in chosen.picks if p.arch is None],
