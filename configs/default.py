@@ -22,8 +22,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.dtype = "auto"  # float32 | bfloat16 | auto (bf16 on GPU/TPU, f32 on CPU)
 
   c.init = ml_collections.ConfigDict()
-  c.init.checkpoint = ""  # converted directory, or a .pth with init.format
-  c.init.format = ""
+  # TOFA Algorithm 1 line 2: the maxnet starts from ImageNet weights. A named start
+  # (tofa_jax/weights/named_starts.py: 'alphanet' covers every maxnet parameter of the
+  # 'tofa' space but the task head), a converted directory, a .pth with init.format, or
+  # 'random' (no pretrained start). A missing file stops the run naming how to get it.
+  c.init.checkpoint = "alphanet"
+  c.init.format = ""  # a .pth file's format (named starts know theirs)
+  c.init.download = False  # fetch a named start that has a URL into the cache if missing
   c.init.keep_head = False  # transfer: a fresh task head
 
   c.data = ml_collections.ConfigDict()
@@ -58,8 +63,19 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.steps = 10_000
   c.train.batch_size = 32  # labelled, global
   c.train.unlabelled_batch_size = 32
-  c.train.sampling = "sandwich"  # sandwich | rss_epoch | rss_batch
+  # supernet | single: single trains one fixed network, train.arch, with loss.variant lab
+  # (TOFA Table 3's Baseline) or fm (FixMatch); train.sampling is not used then.
+  c.train.mode = "supernet"
+  c.train.arch = "max"  # train.mode='single': max | min | random:SEED | an arch JSON file
+  # sandwich (TOFA) | rss_epoch | rss_batch (RSS) | progressive_shrinking (OFA, RSS 4.1) |
+  # RSS 6.3.2's bias study: single_min | single_mid | single_max | min_then_max |
+  # max_then_min | alternating. All but sandwich train without a teacher (lab or fm).
+  c.train.sampling = "sandwich"
   c.train.num_random = 2
+  # progressive_shrinking: fractions of train.steps for its phases (full network, elastic
+  # kernel, + depth, + width) and the subnets each step trains in each.
+  c.train.ps_phases = (0.25, 0.25, 0.25, 0.25)
+  c.train.ps_subnets = (1, 1, 2, 4)
   c.train.remat = "layer"  # none | scan | layer (docs/benchmarks.md, memory table)
   c.train.log_every = 50
   c.train.checkpoint_every = 500
@@ -70,15 +86,19 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.lr = 0.01
   c.optim.momentum = 0.9
   c.optim.weight_decay = 1e-5
-  c.optim.warmup_epochs = 5
+  # Epoch: one pass over the training data the loss uses (docs/training.md, "Epochs").
+  c.optim.warmup_epochs = 5.0  # a float: fractions of an epoch are allowed
+  c.optim.schedule = "cosine"  # cosine (TOFA) | constant (RSS 6.3.2's two-subnet study)
 
   c.augment = ml_collections.ConfigDict()
   c.augment.crop_scale = (0.35, 1.0)
   c.augment.crop_ratio = (3 / 4, 4 / 3)
   c.augment.flip = True
   c.augment.jitter = 0.4
-  c.augment.num_ops = 2
-  c.augment.cutout = 0.5
+  # autoaugment (TOFA 4.2: torchvision AutoAugment, ImageNet policy) | randaugment (FixMatch)
+  c.augment.strong = "autoaugment"
+  c.augment.num_ops = 2  # randaugment only
+  c.augment.cutout = 0.5  # randaugment only
 
   c.evals = ml_collections.ConfigDict()
   c.evals.batch_size = 64
@@ -87,7 +107,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # python -m tofa_jax.palette (TOFA 3.4 and 4.6, REG-NAS, RSS 6.1); docs/palette.md.
   c.palette = ml_collections.ConfigDict()
-  c.palette.method = "rule"  # rule (Algorithm 2) | evolution | random | regnas
+  c.palette.method = "rule"  # rule (Algorithm 2) | evolution | random | regnas | predictor
   c.palette.compare = ()  # more methods to run for the comparison plot (Figures 8-11)
   c.palette.metric = "mflops"  # mflops | params | memory | latency
   c.palette.index = "last"  # Algorithm 2's index: last | score
@@ -104,8 +124,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.palette.evolution.num_mutations = 16
   c.palette.evolution.num_crossovers = 16
   c.palette.evolution.mutate_prob = 0.1
+  # predictor (TOFA 4.6 (a)): subnets evaluated once, an MLP fitted, evolution on its output
+  c.palette.predictor = ml_collections.ConfigDict()
+  c.palette.predictor.samples = 1000  # subnets evaluated on validation data (TOFA: ~1000)
+  c.palette.predictor.hidden = (400, 400, 400)  # OFA's accuracy predictor MLP
+  c.palette.predictor.epochs = 200  # Adam on the MSE, over the training samples
+  c.palette.predictor.batch_size = 128
+  c.palette.predictor.learning_rate = 1e-3
+  c.palette.predictor.holdout = 0.2  # share held out to report RMSE and Kendall tau
   c.palette.reward = "R2"  # regnas: R0 (Top-1) | R1 (-NFR) | R2 (Top-1 - NFR)
   c.palette.lambdas = ()  # (lambda1, lambda2) overrides the preset
+  c.palette.cas = True  # regnas: search each member inside the previous one's CAS set
   c.palette.latency_batch = 32  # latency is reported at batch 1 and this batch
   c.palette.latency_repeats = 20  # timed runs per figure, after latency_warmup: the median
   c.palette.latency_warmup = 2

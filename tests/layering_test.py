@@ -15,12 +15,13 @@ from helpers.paths import ROOT
 
 # Bottom to top; a module may import from its own layer or any layer before it.
 LAYERS = ("runtime", "space", "model", "cost", "weights", "deploy", "data", "train", "search",
-          "config")
+          "config", "reproduce")
 TOP = len(LAYERS)  # modules directly in tofa_jax/: the thin entry points
 ENTRY_POINTS = {  # module: a flag its --help must list
     "main": "--workdir", "palette": "--workdir", "flops": "--arch",
     "convert_torch": "--format", "predict": "--image", "prepare_data": "--dataset",
-    "export": "--palette", "latency_table": "--out",
+    "export": "--palette", "latency_table": "--out", "finetune": "--palette",
+    "study": "--quick",
 }
 MAX_LINES = 400
 NO_JAX = {"space": ("jax", "flax", "optax", "orbax")}  # plain Python and NumPy only

@@ -33,3 +33,24 @@ def test_describe_follows_the_config():
                "evaluates max, min every step and at the end", "stops after step 2"):
     assert part in text, (part, text)
   assert "distillation" not in text and "unlabelled" not in text
+
+
+def test_describe_says_what_each_scheme_and_single_mode_train():
+  single = plan.describe(tiny_config(**{"train.mode": "single", "train.arch": "min",
+                                        "loss.variant": "fm", "optim.schedule": "constant"}))
+  for part in ("Each step trains one fixed network, train.arch='min' at 32 px (train.mode="
+               "'single', TOFA Table 3's FixMatch), with loss 'fm' (labelled CE, FixMatch;",
+               "then a constant lr.", "evaluates min at the end"):
+    assert part in single, (part, single)
+  assert "distillation" not in single
+  ps = plan.describe(tiny_config(**{"train.sampling": "progressive_shrinking",
+                                    "loss.variant": "lab", "train.ps_phases": (0.1, 0.3, 0.3,
+                                                                               0.3)}))
+  part = ("Each step trains by progressive shrinking (OFA, RSS 4.1): the max network for the "
+          "first 10% of the steps, then 1 subnet with elastic kernel (30%), 2 with elastic "
+          "kernel and depth (30%), 4 with every dimension elastic (30%), each step's subnets "
+          "at one resolution drawn per step, with loss 'lab'")
+  assert part in ps, ps
+  bias = plan.describe(tiny_config(**{"train.sampling": "max_then_min", "loss.variant": "lab"}))
+  assert ("Each step trains the max subnet for the first half of the epochs, then the min "
+          "(RSS 6.3.2, max_then_min), with loss 'lab'") in bias, bias

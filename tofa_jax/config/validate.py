@@ -41,6 +41,7 @@ def training(config: Any) -> None:
   consistency.window(config, sp)
   consistency.data(config, classes)
   consistency.step(config, sp)
+  consistency.schedule(config, sp)
   unlabelled = consistency.uses_unlabelled(config)
   consistency.labelled(config, classes, unlabelled)
   consistency.batches(config, unlabelled, jax.device_count())
