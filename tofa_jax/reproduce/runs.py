@@ -1,0 +1,110 @@
+"""The study's runs on disk: each training run and each palette run once, resumable.
+
+A training run lives in `ROOT/runs/<arm>/seed<k>/` (a normal workdir: checkpoints,
+config.json, subnets.jsonl) and is done when its `result.json` exists; a study that
+stops part-way resumes there (the trainer resumes an unfinished run from its last
+checkpoint). A palette run's report is kept as `ROOT/palettes/<name>.json`, because
+every palette run on a workdir rewrites `WORKDIR/palette/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ml_collections
+
+from tofa_jax.config import validate
+from tofa_jax.search import palette
+from tofa_jax.train import loop
+
+
+def _read(path: str) -> dict[str, Any] | None:
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def fingerprint(config: ml_collections.ConfigDict) -> str:
+  """A digest of every key and value of `config`: a result is reused only for the same."""
+  text = json.dumps(config.to_dict(), sort_keys=True, default=repr)
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _reuse(path: str, config: ml_collections.ConfigDict) -> dict[str, Any] | None:
+  """The result at `path` if it was computed from `config`; an error naming the file if
+  it was computed from another config (the study's settings changed under it)."""
+  done = _read(path)
+  if done is not None and done.get("config") != fingerprint(config):
+    raise ValueError(f"{path} was computed with another config than the study's now; use a "
+                     "new --workdir (or move that result away to recompute it)")
+  return done
+
+
+def _write(path: str, value: dict[str, Any]) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(value, f, indent=1)
+  os.replace(tmp, path)  # a crash never leaves a half-written result
+
+
+class Runs:
+  """Runs (or reads back) the study's training and palette runs under `root`."""
+
+  def __init__(self, root: str, log: Callable[[str], None] = print):
+    self.root, self.log = root, log
+    self.trained = 0  # runs trained by this process (the rest were read back)
+
+  def workdir(self, arm: str, seed: int) -> str:
+    return os.path.join(self.root, "runs", arm, f"seed{seed}")
+
+  def train(self, arm: str, seed: int, config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """{'top1_<subnet>': ..., 'seconds': ...} of the arm's run at `seed`."""
+    workdir = self.workdir(arm, seed)
+    path = os.path.join(workdir, "result.json")
+    done = _reuse(path, config)
+    if done is not None:
+      return done
+    validate.training(config)
+    self.log(f"study: training {arm} (seed {seed}) in {workdir}")
+    start = time.perf_counter()
+    metrics = loop.train_and_evaluate(config, workdir)
+    if not metrics:
+      raise ValueError(f"{workdir} holds a finished run without its result.json; move it away "
+                       "to train it again")
+    result = {**{k: float(v) for k, v in metrics.items()},
+              "seconds": time.perf_counter() - start, "config": fingerprint(config)}
+    _write(path, result)
+    self.trained += 1
+    return result
+
+  def palette(self, name: str, config: ml_collections.ConfigDict, workdir: str
+              ) -> dict[str, Any]:
+    """The report (palette.json's content) of a palette run named `name` on `workdir`."""
+    path = os.path.join(self.root, "palettes", f"{name}.json")
+    done = _reuse(path, config)
+    if done is not None:
+      return done
+    validate.palette(config)
+    self.log(f"study: palette {name} on {workdir}")
+    start = time.perf_counter()
+    report = palette.run(config, workdir, log=lambda _: None)
+    report["seconds"] = time.perf_counter() - start
+    report["config"] = fingerprint(config)
+    _write(path, report)
+    return report
+
+  def keep(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`compute()`'s result, computed once and kept as `ROOT/results/<name>.json`."""
+    path = os.path.join(self.root, "results", f"{name}.json")
+    done = _read(path)
+    if done is None:
+      done = compute()
+      _write(path, done)
+    return done

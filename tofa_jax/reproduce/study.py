@@ -1,0 +1,46 @@
+"""`run(config, workdir, quick)`: every comparison of the study, then the results page.
+
+Sections run in order and each trains what it needs (or reads back what an earlier
+invocation trained), so a study that stops part-way resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import jax
+import ml_collections
+
+from tofa_jax.reproduce import context, regnas_tables, report, rss_tables, tofa_tables
+from tofa_jax.reproduce.runs import Runs
+from tofa_jax.runtime import compilation_cache
+
+SECTIONS: tuple[Callable, ...] = (
+    tofa_tables.table3, tofa_tables.table4, tofa_tables.selection, rss_tables.schemes,
+    rss_tables.bias, regnas_tables.rewards, regnas_tables.finetuning, tofa_tables.palette_vs_alone)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, quick: bool, command: str,
+        docs: str = "", log: Callable[[str], None] = print) -> list[str]:
+  """Runs the study under `workdir`; returns the pages written (a full run also writes
+  `docs`, the repository's docs/results.md)."""
+  if quick:
+    config = context.quick(config)
+  os.makedirs(workdir, exist_ok=True)
+  # Arms share most programs (the same step, evaluator and calibration shapes): every
+  # compiled program goes to the persistent cache, however quick its compile.
+  if compilation_cache.enable(config.get("jax_cache_dir", "")):
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  start = time.perf_counter()
+  timed = lambda text: log(f"[{time.perf_counter() - start:7.1f} s] {text}")  # noqa: E731
+  runs = Runs(workdir, timed)
+  study = context.Study(config, workdir, runs, quick)
+  sections = []
+  for make in SECTIONS:
+    timed(f"study: {make.__module__.rsplit('.', 1)[-1]}.{make.__name__}")
+    sections.append(make(study))
+  text = report.page(sections, command, study.seeds, time.perf_counter() - start,
+                     runs.trained, quick, "plots")
+  return report.write(workdir, text, "" if quick else docs)
