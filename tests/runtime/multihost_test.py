@@ -25,7 +25,8 @@ CONFIG = ["--config=configs/default.py", "--config.model.space=tiny",
           "--config.train.steps=24", "--config.train.batch_size=8",
           "--config.train.unlabelled_batch_size=8", "--config.train.log_every=1",
           "--config.train.checkpoint_every=1000", "--config.train.eval_every=0",
-          "--config.evals.subnets=()", "--config.optim.warmup_epochs=0"]
+          "--config.evals.subnets=()", "--config.optim.warmup_epochs=0",
+          "--config.init.checkpoint=random"]
 
 
 def _env(devices: int, cache: bool = True) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The study's figures (matplotlib, Agg backend): lines per method, and box plots of
-subnet populations per MFLOPs bin, one box per training scheme (RSS Figures 3, 6, 7)."""
+"""The study's box plots of subnet populations per MFLOPs bin, one box per training
+scheme (RSS Figures 3, 6, 7), with matplotlib's Agg backend; line plots are the
+palette's (`search/palette_plots.py`)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-
-def lines(series: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, title: str,
-          path: str, names: Mapping[str, str] | None = None) -> None:
-  """Test top-1 (fractions, drawn in %) against `xlabel`, one line per series."""
-  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-  for key, points in series.items():
-    if points:
-      xs, ys = zip(*sorted(points), strict=True)
-      ax.plot(xs, 100 * np.asarray(ys), marker="o", label=(names or {}).get(key, key))
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel("test top-1 (%)")
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
 
 
 def grouped_boxes(bins: Sequence[str], groups: Mapping[str, Sequence[Sequence[float]]],

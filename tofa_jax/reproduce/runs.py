@@ -64,41 +64,45 @@ class Runs:
   def workdir(self, arm: str, seed: int) -> str:
     return os.path.join(self.root, "runs", arm, f"seed{seed}")
 
-  def train(self, arm: str, seed: int, config: ml_collections.ConfigDict) -> dict[str, Any]:
-    """{'top1_<subnet>': ..., 'seconds': ...} of the arm's run at `seed`."""
-    workdir = self.workdir(arm, seed)
-    path = os.path.join(workdir, "result.json")
+  def _once(self, path: str, config: ml_collections.ConfigDict, what: str,
+            compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`compute()` with its wall time and the config's fingerprint, kept at `path`; or
+    what an earlier invocation kept there for the same config."""
     done = _reuse(path, config)
     if done is not None:
       return done
-    validate.training(config)
-    self.log(f"study: training {arm} (seed {seed}) in {workdir}")
+    self.log(what)
     start = time.perf_counter()
-    metrics = loop.train_and_evaluate(config, workdir)
-    if not metrics:
-      raise ValueError(f"{workdir} holds a finished run without its result.json; move it away "
-                       "to train it again")
-    result = {**{k: float(v) for k, v in metrics.items()},
-              "seconds": time.perf_counter() - start, "config": fingerprint(config)}
+    result = compute()
+    result.update(seconds=time.perf_counter() - start, config=fingerprint(config))
     _write(path, result)
-    self.trained += 1
     return result
+
+  def train(self, arm: str, seed: int, config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """{'top1_<subnet>': ..., 'seconds': ...} of the arm's run at `seed`."""
+    workdir = self.workdir(arm, seed)
+
+    def compute() -> dict[str, Any]:
+      validate.training(config)
+      metrics = loop.train_and_evaluate(config, workdir)
+      if not metrics:
+        raise ValueError(f"{workdir} holds a finished run without its result.json; move it "
+                         "away to train it again")
+      self.trained += 1
+      return {k: float(v) for k, v in metrics.items()}
+
+    return self._once(os.path.join(workdir, "result.json"), config,
+                      f"study: training {arm} (seed {seed}) in {workdir}", compute)
 
   def palette(self, name: str, config: ml_collections.ConfigDict, workdir: str
               ) -> dict[str, Any]:
     """The report (palette.json's content) of a palette run named `name` on `workdir`."""
-    path = os.path.join(self.root, "palettes", f"{name}.json")
-    done = _reuse(path, config)
-    if done is not None:
-      return done
-    validate.palette(config)
-    self.log(f"study: palette {name} on {workdir}")
-    start = time.perf_counter()
-    report = palette.run(config, workdir, log=lambda _: None)
-    report["seconds"] = time.perf_counter() - start
-    report["config"] = fingerprint(config)
-    _write(path, report)
-    return report
+    def compute() -> dict[str, Any]:
+      validate.palette(config)
+      return palette.run(config, workdir, log=lambda _: None)
+
+    return self._once(os.path.join(self.root, "palettes", f"{name}.json"), config,
+                      f"study: palette {name} on {workdir}", compute)
 
   def keep(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """`compute()`'s result, computed once and kept as `ROOT/results/<name>.json`."""

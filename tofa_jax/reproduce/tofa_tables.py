@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 
-from tofa_jax.reproduce import plots
 from tofa_jax.reproduce.arms import Arm
 from tofa_jax.reproduce.context import Study
 from tofa_jax.reproduce.sections import Section
 from tofa_jax.reproduce.stats import compare, no_difference, summary
+from tofa_jax.search import palette_plots
 
 
 def _top1(study: Study, arm: str, key: str):
@@ -80,8 +80,9 @@ def selection(study: Study) -> Section:
   series = {m: [(t, summary(v).mean) for t, v in zip(budgets, top1[m], strict=True)
                 if summary(v).values] for m in METHODS}
   plot = "selection.png"
-  plots.lines(series, "budget (MFLOPs)", "TOFA 4.6 analog: test top-1 at each budget",
-              os.path.join(study.plots, plot), names=METHODS)
+  palette_plots.accuracy_vs(series, "budget (MFLOPs)",
+                            "TOFA 4.6 analog: test top-1 at each budget",
+                            os.path.join(study.plots, plot))
   return Section(
       key="selection", title="TOFA section 4.6 analog: the zero-cost rule against searches",
       claim="The fixed selection rule is as accurate as evolutionary search with an accuracy "

@@ -33,15 +33,7 @@ FORMATS = ("onnx", "tflite")
 
 
 def _members(palette_json: str) -> tuple[dict, list[dict]]:
-  if not os.path.isfile(palette_json):
-    raise ValueError(f"--palette={palette_json}: no such file (python -m tofa_jax.palette "
-                     "writes DIR/palette/palette.json)")
-  try:
-    with open(palette_json) as f:
-      report = json.load(f)
-  except json.JSONDecodeError as e:
-    raise ValueError(f"--palette={palette_json}: not a palette report ({e})") from None
-  members = report.get("models", [])
+  report, members = palette_report.read(palette_json)
   for m in members:
     static_dir = m.get("export_dir")
     if not static_dir or not os.path.isdir(static_dir):

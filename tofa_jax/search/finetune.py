@@ -35,7 +35,7 @@ import optax
 
 from tofa_jax.data import augment, input_pipeline, loading
 from tofa_jax.runtime import saved_config
-from tofa_jax.search import regression
+from tofa_jax.search import palette_report, regression
 from tofa_jax.search.subnet_eval import stacked_split
 from tofa_jax.train import losses, optim
 from tofa_jax.weights import export, stored_dir
@@ -79,15 +79,7 @@ class Settings:
 
 def read_palette(palette_json: str) -> tuple[dict, list[dict]]:
   """(palette.json's content, its members); one-line errors name --palette."""
-  if not os.path.isfile(palette_json):
-    raise ValueError(f"--palette={palette_json}: no such file (python -m tofa_jax.palette "
-                     "writes DIR/palette/palette.json)")
-  try:
-    with open(palette_json) as f:
-      report = json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise ValueError(f"--palette={palette_json}: not a palette report ({e})") from None
-  members = report.get("models") if isinstance(report, dict) else None
+  report, members = palette_report.read(palette_json)
   if not members:
     raise ValueError(f"--palette={palette_json}: the palette has no members")
   return report, members

@@ -10,9 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-_MARKERS = {"rule": "o", "evolution": "s", "random": "^", "regnas": "D"}
+_MARKERS = {"rule": "o", "evolution": "s", "random": "^", "regnas": "D", "predictor": "v"}
 _NAMES = {"rule": "fixed selection rule (Alg. 2)", "evolution": "evolutionary search",
-          "random": "random search", "regnas": "REG-NAS (CAS + reward)"}
+          "random": "random search", "regnas": "REG-NAS (CAS + reward)",
+          "predictor": "evolution + accuracy predictor"}
 
 
 def accuracy_vs(series: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, title: str,

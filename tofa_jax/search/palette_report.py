@@ -1,4 +1,5 @@
-"""The palette's files: palette.json, palette.csv and its plots.
+"""The palette's files: palette.json, palette.csv and its plots; `read` reads a
+palette.json back for the commands that take one (export, finetune).
 
 `write_csv` is also called by `deployed.export_palette`, which adds each
 exported format's test top-1 to the report.
@@ -61,3 +62,19 @@ def write_csv(out: str, report: dict) -> None:
       exports = {f"top1_{k}": v.get("top1", "") for k, v in r.get("exports", {}).items()}
       w.writerow({**{k: r.get(k, "") for k in fields}, "arch": json.dumps(r["arch"]),
                   "latency_ms_b1": lat[0], "latency_ms_batch": lat[-1], **exports})
+
+
+def read(palette_json: str) -> tuple[dict, list[dict]]:
+  """(palette.json's content, its members) for the commands that read a palette
+  (export, finetune); one-line errors name --palette."""
+  if not os.path.isfile(palette_json):
+    raise ValueError(f"--palette={palette_json}: no such file (python -m tofa_jax.palette "
+                     "writes DIR/palette/palette.json)")
+  try:
+    with open(palette_json) as f:
+      report = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"--palette={palette_json}: not a palette report ({e})") from None
+  if not isinstance(report, dict):
+    raise ValueError(f"--palette={palette_json}: not a palette report (no members)")
+  return report, list(report.get("models") or [])
