@@ -58,7 +58,7 @@ from tofa_jax.space import arch as arch_lib
 from tofa_jax.space import sampling
 from tofa_jax.space.search_space import SearchSpace
 from tofa_jax.train import losses, schemes
-from tofa_jax.train.schemes import MODES, SCHEMES
+from tofa_jax.train.schemes import MODES
 
 step_resolution = schemes.step_resolution
 
@@ -90,9 +90,7 @@ class StepConfig:
     _, dist = losses.terms(self.variant)
     if self.mode not in MODES:
       raise ValueError(f"train.mode={self.mode!r} is unknown; choose one of {list(MODES)}")
-    if self.scheme not in SCHEMES:
-      raise ValueError(f"train.sampling={self.scheme!r} is unknown; choose one of "
-                       f"{list(SCHEMES)}")
+    schemes.Schedule(self.scheme, self.num_random)  # checks the scheme and num_random
     if self.mode == "single" and dist:
       raise ValueError(f"train.mode='single' trains one network with no teacher, but "
                        f"loss.variant={self.variant!r} distils; use loss.variant 'lab' (the "
@@ -100,8 +98,6 @@ class StepConfig:
     if self.mode == "supernet" and self.scheme != "sandwich" and dist:
       raise ValueError(f"train.sampling={self.scheme!r} trains with no teacher; loss.variant "
                        "must be 'lab' or 'fm'")
-    if self.num_random < 0:
-      raise ValueError(f"train.num_random={self.num_random} must be >= 0")
 
   @property
   def teacher(self) -> bool:
