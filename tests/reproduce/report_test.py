@@ -21,7 +21,7 @@ def test_a_section_is_a_markdown_table_with_plots_and_reading():
 
 def test_the_page_says_how_when_and_where_and_the_docs_copy_points_at_its_plots(tmp_path):
   text = report.page([_section()], "python -m tofa_jax.study --workdir=X", [0, 1, 2], 3600.0,
-                     5, quick=False, plot_dir="plots")
+                     5, quick=False, plot_dir="plots", compute_seconds=5400.0)
   lines = text.splitlines()
   assert lines[0] == "# Reproducing the papers' claims at small scale"
   assert "python -m tofa_jax.study --workdir=X" in lines
@@ -30,8 +30,11 @@ def test_the_page_says_how_when_and_where_and_the_docs_copy_points_at_its_plots(
   assert "- Seeds: 0, 1, 2 (tables: mean ± sample std over seeds)" in lines
   assert ("- Wall time: 60.0 minutes (5 training runs in this invocation; finished runs of an "
           "earlier one are read back)") in lines
+  assert ("- Compute: 1.50 hours, the sum of every kept run's time (training, palettes, "
+          "fine-tuning) over all invocations") in lines
   assert "Quick mode" not in text
-  assert "Quick mode" in report.page([], "c", [0], 1.0, 0, quick=True, plot_dir="plots")
+  assert "Quick mode" in report.page([], "c", [0], 1.0, 0, quick=True, plot_dir="plots",
+                                     compute_seconds=0.0)
   root = tmp_path / "study"
   (root / "plots").mkdir(parents=True)
   (root / "plots" / "t3.png").write_bytes(b"png")

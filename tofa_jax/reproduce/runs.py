@@ -109,6 +109,19 @@ class Runs:
     path = os.path.join(self.root, "results", f"{name}.json")
     done = _read(path)
     if done is None:
+      start = time.perf_counter()
       done = compute()
+      done["seconds"] = time.perf_counter() - start
       _write(path, done)
     return done
+
+  def compute_seconds(self) -> float:
+    """The seconds every result kept under the root took to compute, whichever
+    invocation computed it: the study's cost, however many times it was resumed."""
+    total = 0.0
+    for folder, _, files in os.walk(self.root):
+      for name in files:
+        if name.endswith(".json") and (name == "result.json" or os.path.basename(folder) in
+                                       ("palettes", "results")):
+          total += float((_read(os.path.join(folder, name)) or {}).get("seconds", 0.0))
+    return total

@@ -42,5 +42,5 @@ def run(config: ml_collections.ConfigDict, workdir: str, quick: bool, command: s
     timed(f"study: {make.__module__.rsplit('.', 1)[-1]}.{make.__name__}")
     sections.append(make(study))
   text = report.page(sections, command, study.seeds, time.perf_counter() - start,
-                     runs.trained, quick, "plots")
+                     runs.trained, quick, "plots", runs.compute_seconds())
   return report.write(workdir, text, "" if quick else docs)

@@ -1,0 +1,35 @@
+"""The study's kept results: computed once, refused under another config, and their
+compute time summed across invocations."""
+
+import json
+
+import ml_collections
+import pytest
+
+from tofa_jax.reproduce import runs as runs_lib
+
+
+def test_a_kept_result_is_computed_once_and_its_seconds_are_summed(tmp_path):
+  runs = runs_lib.Runs(str(tmp_path), log=lambda _: None)
+  calls = []
+  first = runs.keep("a", lambda: calls.append(1) or {"x": 1.0})
+  again = runs_lib.Runs(str(tmp_path), log=lambda _: None).keep(
+      "a", lambda: calls.append(1) or {"x": 2.0})
+  assert calls == [1] and again == first and first["x"] == 1.0 and first["seconds"] >= 0.0
+  # Results of earlier invocations, as they lie on disk: a run, a palette, a kept result.
+  for path, seconds in (("runs/lab/seed0/result.json", 100.0), ("palettes/p_seed0.json", 20.5),
+                        ("results/b.json", 3.0), ("runs/lab/seed0/config.json", 999.0)):
+    (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / path).write_text(json.dumps({"seconds": seconds}))
+  assert runs.compute_seconds() == pytest.approx(123.5 + first["seconds"])
+
+
+def test_a_result_of_another_config_is_refused_with_its_path(tmp_path):
+  runs = runs_lib.Runs(str(tmp_path), log=lambda _: None)
+  config = ml_collections.ConfigDict({"a": 1})
+  path = str(tmp_path / "palettes" / "p.json")
+  assert runs._once(path, config, "p", lambda: {"v": 1})["v"] == 1
+  assert runs._once(path, config, "p", lambda: {"v": 2})["v"] == 1
+  config.a = 2
+  with pytest.raises(ValueError, match=f"^{path} was computed with another config"):
+    runs._once(path, config, "p", lambda: {"v": 3})
