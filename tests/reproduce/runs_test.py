@@ -33,3 +33,17 @@ def test_a_result_of_another_config_is_refused_with_its_path(tmp_path):
   config.a = 2
   with pytest.raises(ValueError, match=f"^{path} was computed with another config"):
     runs._once(path, config, "p", lambda: {"v": 3})
+
+
+def test_a_logged_scalar_is_averaged_over_the_runs_log_lines(tmp_path):
+  runs = runs_lib.Runs(str(tmp_path), log=lambda _: None)
+  assert runs.logged("fm", 0, "train/mask_rate") is None  # not trained
+  path = tmp_path / "runs" / "fm" / "seed0" / "metrics.jsonl"
+  path.parent.mkdir(parents=True)
+  path.write_text("\n".join(json.dumps(r) for r in (
+      {"step": 50, "train/mask_rate": 0.1, "train/loss": 2.0},
+      {"step": 100, "train/mask_rate": 0.3},
+      {"step": 100, "eval/top1_max": 0.5})) + "\n")
+  assert runs.logged("fm", 0, "train/mask_rate") == pytest.approx(0.2)
+  assert runs.logged("fm", 0, "train/loss") == 2.0
+  assert runs.logged("fm", 0, "train/loss_fm") is None

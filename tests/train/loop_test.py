@@ -19,7 +19,7 @@ from helpers.paths import ROOT
 from tofa_jax.data import datasets
 from tofa_jax.model import supernet
 from tofa_jax.space import sampling, search_space
-from tofa_jax.train import checkpointing, evaluator, loop
+from tofa_jax.train import checkpointing, evaluator, loop, step_log
 from tofa_jax.train import metrics as metrics_lib
 
 
@@ -52,6 +52,15 @@ def test_smoke_on_bundled_digits(tmp_path, capsys):
   assert (min_entry["last"], min_entry["score"]) == (3, 1 + 2 + 3)
   assert glob.glob(os.path.join(workdir, "tb", "events.out.tfevents.*"))
   assert int(_restore_state(workdir, 3)["step"]) == 3
+  # metrics.jsonl: every console scalar, the last step's evaluation merged into its line.
+  rows = step_log.StepLog(os.path.join(workdir, "metrics.jsonl")).read()
+  assert [r["step"] for r in rows] == [1, 2, 3]
+  for row, line in zip(rows, logged, strict=True):
+    for field in line.split()[2:]:
+      key, value = field.split("=")
+      assert row[key] == pytest.approx(float(value), rel=1e-3), key
+  assert {k: rows[-1][k] for k in ("eval/top1_max", "eval/top1_min")} == {
+      f"eval/{k}": v for k, v in result.items()}
 
 
 def test_smoke_on_mock_tfds(tmp_path):
@@ -123,6 +132,8 @@ def test_resumed_run_equals_uninterrupted(tmp_path, capsys):
   loop.train_and_evaluate(tiny_config(**overrides, **{"train.stop_after_steps": 2}), split)
   assert sorted(os.listdir(os.path.join(split, "checkpoints"))) == ["2"]
   capsys.readouterr()
+  with open(os.path.join(split, "metrics.jsonl"), "a") as f:  # logged, then a crash
+    f.write(json.dumps({"step": 3, "train/loss": -1.0}) + "\n")
   loop.train_and_evaluate(tiny_config(**overrides), split)  # resumes at step 2
   assert "resumed from step 2 of 4" in capsys.readouterr().out.splitlines()
   a, b = _restore_state(full, 4), _restore_state(split, 4)
@@ -130,6 +141,9 @@ def test_resumed_run_equals_uninterrupted(tmp_path, capsys):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
   with open(os.path.join(split, "subnets.jsonl")) as f:
     assert [json.loads(x)["step"] for x in f] == [1, 2, 3, 4]
+  with open(os.path.join(split, "metrics.jsonl")) as f:  # the crashed run's step 3 dropped
+    rows = [json.loads(x) for x in f]
+  assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[2]["train/loss"] > 0
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -19,7 +19,7 @@ from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.space import arch as A
 from tofa_jax.space import sampling
 from tofa_jax.space.search_space import get_space
-from tofa_jax.train import losses, optim, schemes, subnet_record
+from tofa_jax.train import losses, optim, schemes, step_log, subnet_record
 from tofa_jax.train import step as train_step
 
 
@@ -232,7 +232,7 @@ def test_subnet_record_scores_and_jsonl(tmp_path):
   assert [x["step"] for x in lines] == [1, 2]
   assert A.Arch.from_dict(lines[0]["archs"][1]) == b
   # Object stores cannot append: lines wait for `flush` (each checkpoint).
-  assert subnet_record.is_object_store("gs://bucket/run/subnets.jsonl")
+  assert step_log.is_object_store("gs://bucket/run/subnets.jsonl")
   buffered = subnet_record.SubnetLog(path)
   buffered._buffered = True
   buffered.append(3, [a])

@@ -20,7 +20,7 @@ import ml_collections
 
 from tofa_jax.config import validate
 from tofa_jax.search import palette
-from tofa_jax.train import loop
+from tofa_jax.train import loop, step_log
 
 
 def _read(path: str) -> dict[str, Any] | None:
@@ -93,6 +93,13 @@ class Runs:
 
     return self._once(os.path.join(workdir, "result.json"), config,
                       f"study: training {arm} (seed {seed}) in {workdir}", compute)
+
+  def logged(self, arm: str, seed: int, key: str) -> float | None:
+    """The mean of training scalar `key` (e.g. 'train/mask_rate') over the log lines
+    of the arm's run at `seed` (its workdir's metrics.jsonl); None if never logged."""
+    rows = step_log.StepLog(os.path.join(self.workdir(arm, seed), "metrics.jsonl")).read()
+    values = [float(r[key]) for r in rows if key in r]
+    return sum(values) / len(values) if values else None
 
   def palette(self, name: str, config: ml_collections.ConfigDict, workdir: str
               ) -> dict[str, Any]:

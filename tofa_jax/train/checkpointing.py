@@ -30,7 +30,7 @@ from etils import epath
 from orbax.checkpoint.path import atomicity
 
 from tofa_jax.runtime import file_integrity
-from tofa_jax.train.subnet_record import is_object_store
+from tofa_jax.train.step_log import is_object_store
 
 UNREADABLE_DIR = "unreadable_checkpoints"  # under the workdir, beside checkpoints/
 

@@ -46,7 +46,15 @@ from tofa_jax.runtime import (
 from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.runtime.mesh import global_array
 from tofa_jax.space import search_space
-from tofa_jax.train import checkpointing, epochs, optim, run_identity, schemes, subnet_record
+from tofa_jax.train import (
+    checkpointing,
+    epochs,
+    optim,
+    run_identity,
+    schemes,
+    step_log,
+    subnet_record,
+)
 from tofa_jax.train import metrics as metrics_lib
 from tofa_jax.train import step as train_step
 from tofa_jax.train.evaluator import Evaluator
@@ -123,7 +131,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   """Trains the supernet; returns the final evaluation metrics."""
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   lock = None
-  if jax.process_index() == 0 and not subnet_record.is_object_store(workdir):
+  if jax.process_index() == 0 and not step_log.is_object_store(workdir):
     lock = workdir_lock.WorkdirLock(workdir)
     took_over = lock.acquire()
     if took_over:
@@ -219,6 +227,7 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   record = subnet_record.SubnetRecord()
   subnet_log = subnet_record.SubnetLog(str(epath.Path(workdir) / "subnets.jsonl"),
                                        enabled=pid == 0)
+  metrics_log = step_log.StepLog(str(epath.Path(workdir) / "metrics.jsonl"), enabled=pid == 0)
 
   def apply_meta(meta: dict) -> None:
     """Omega and the iterator positions of a checkpoint; raises on a damaged one."""
@@ -232,9 +241,10 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   start = 0
   if restored is not None:
     start, state, _ = restored
-    warning = subnet_log.truncate(start)
-    if warning:
-      _say(warning)
+    for log in (subnet_log, metrics_log):
+      warning = log.truncate(start)
+      if warning:
+        _say(warning)
     _say(f"resumed from step {start} of {total}")
     if sigterm is not None:
       sigterm.nothing_new = f"the newest checkpoint is step {start}, in {ckpt.directory}"
@@ -273,7 +283,7 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
         positions["unlabelled_iterator"] = unl_iter.get_state()
       yield step, batch, positions
 
-  writer = metrics_lib.Writer(workdir, enabled=pid == 0)
+  writer = metrics_lib.Writer(workdir, enabled=pid == 0, log=metrics_log)
   step_metrics = metrics_lib.StepMetrics(start)
   evaluator = Evaluator(config, model, space, data, plain_view, batch_sharding)
   multi = pcount > 1
@@ -319,6 +329,7 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
                               f"{last_saved}) is in {ckpt.directory}")
         ckpt.save(iteration, state, {"omega": record.to_state(), **positions})
         subnet_log.flush()
+        metrics_log.flush()
         last_saved = iteration
       if eval_now:
         t = time.perf_counter()

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 
+from tofa_jax.train.step_log import StepLog
+
 
 @jax.jit
 def _first(metrics):
@@ -68,10 +70,11 @@ class StepMetrics:
 
 
 class Writer:
-  """TensorBoard scalars in `workdir/tb` and a console line per write."""
+  """TensorBoard scalars in `workdir/tb`, a console line per write and, with `log`, a
+  line of `log` (workdir/metrics.jsonl) per write."""
 
-  def __init__(self, workdir: str, enabled: bool = True):
-    self.enabled = enabled
+  def __init__(self, workdir: str, enabled: bool = True, log: StepLog | None = None):
+    self.enabled, self._log = enabled, log
     self._tb = None
     if enabled:
       from tensorboardX import SummaryWriter
@@ -83,12 +86,16 @@ class Writer:
       return
     for k, v in scalars.items():
       self._tb.add_scalar(f"{prefix}{k}", float(v), step)
+    if self._log is not None:
+      self._log.write(step, {f"{prefix}{k}": float(v) for k, v in scalars.items()})
     text = "  ".join(f"{prefix}{k}={_fmt(v)}" for k, v in scalars.items())
     print(f"step {step}  {text}", flush=True)
 
   def flush(self) -> None:
     if self._tb is not None:
       self._tb.flush()
+    if self._log is not None:
+      self._log.flush()
 
   def close(self) -> None:
     if self._tb is not None:

@@ -14,9 +14,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from etils import epath
-
 from tofa_jax.space import arch as arch_lib
+from tofa_jax.train import step_log
 
 
 class SubnetRecord:
@@ -56,61 +55,9 @@ class SubnetRecord:
     return rec
 
 
-def is_object_store(path: str) -> bool:
-  return str(path).startswith(("gs://", "s3://"))
-
-
-class SubnetLog:
-  """workdir/subnets.jsonl: one line per step, {"step": t, "archs": [...]}.
-
-  On local and network file systems each line is appended at once; object
-  stores (gs://) cannot append, so there the lines are buffered and the file is
-  rewritten at every `flush` (each checkpoint). Omega itself is in the checkpoint.
-  """
-
-  def __init__(self, path: str, enabled: bool = True):
-    self.path, self.enabled = epath.Path(path), enabled
-    self._buffered = is_object_store(path)
-    self._pending: list[str] = []
+class SubnetLog(step_log.StepLog):
+  """workdir/subnets.jsonl: one line per step, {"step": t, "archs": [...]}; Omega
+  itself is in the checkpoint."""
 
   def append(self, iteration: int, archs: Iterable[arch_lib.Arch]) -> None:
-    if not self.enabled:
-      return
-    line = json.dumps({"step": iteration, "archs": [a.to_dict(per_layer=True) for a in archs]})
-    if self._buffered:
-      self._pending.append(line + "\n")
-      return
-    with self.path.open("a") as f:
-      f.write(line + "\n")
-
-  def flush(self) -> None:
-    if self.enabled and self._pending:
-      old = self.path.read_text() if self.path.exists() else ""
-      self.path.write_text(old + "".join(self._pending))
-      self._pending = []
-
-  def truncate(self, step: int) -> str | None:
-    """Drops lines written after the checkpoint a run resumes from. Damaged lines (a
-    crash mid-write) are dropped too, after the file is copied aside whole; returns
-    a warning line saying so."""
-    if not self.enabled or not self.path.exists():
-      return None
-    text = self.path.read_text()
-    kept, damaged = [], []
-    for number, line in enumerate(text.splitlines(), 1):
-      try:
-        if line.strip() and int(json.loads(line)["step"]) <= step:
-          kept.append(line + "\n")
-      except (ValueError, KeyError, TypeError):
-        damaged.append(number)
-    warning = None
-    if damaged:
-      copy, n = self.path.with_name(self.path.name + ".damaged"), 1
-      while copy.exists():
-        n += 1
-        copy = self.path.with_name(f"{self.path.name}.damaged-{n}")
-      copy.write_text(text)
-      warning = (f"warning: {self.path}: lines {damaged[:5]}{'...' if len(damaged) > 5 else ''}"
-                 f" are unreadable and were dropped; the whole file is kept as {copy}")
-    self.path.write_text("".join(kept))
-    return warning
+    self.write(iteration, {"archs": [a.to_dict(per_layer=True) for a in archs]})
