@@ -26,7 +26,7 @@ def main(argv: list[str]) -> None:
   f = flags.FLAGS
   command = "python -m tofa_jax.study " + " ".join(shlex.quote(a) for a in sys.argv[1:])
   try:
-    written = study.run(f.config, f.workdir, f.quick, command, f.docs)
+    written = study.run(f.config, f.workdir, f.quick, command, f.docs, f.checks)
   except ValueError as e:
     sys.exit(f"error: {e}")
   print("wrote " + ", ".join(written))
@@ -41,5 +41,7 @@ if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "where the runs, tables and plots go")
   flags.DEFINE_bool("quick", False, "a pipeline check: one seed, a few steps, a tiny space")
   flags.DEFINE_string("docs", "docs/results.md", "a full run also writes this page ('' = no)")
+  flags.DEFINE_string("checks", "docs/results_checks.md",
+                      "what was checked per section (hand-written; a full run's page quotes it)")
   flags.mark_flags_as_required(["workdir"])
   app.run(main)

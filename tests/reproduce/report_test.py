@@ -46,3 +46,17 @@ def test_the_page_says_how_when_and_where_and_the_docs_copy_points_at_its_plots(
   assert "![t3.png](results/t3.png)" in docs.read_text()
   assert os.path.isfile(tmp_path / "docs" / "results" / "t3.png")
   assert report.write(str(root), text) == [str(root / "results.md")]
+
+
+def test_what_was_checked_comes_from_the_checks_file_per_section(tmp_path):
+  path = tmp_path / "results_checks.md"
+  path.write_text("# What was checked\n\nIntro, ignored.\n\n## t3\n\nFirst line,\nsecond.\n\n"
+                  "More.\n\n## t4\n\n## empty-last\n")
+  assert report.read_checks(str(path)) == {"t3": "First line, second. More."}
+  assert report.read_checks(str(tmp_path / "absent.md")) == {} == report.read_checks("")
+  text = _section().markdown("plots", "First line, second. More.")
+  assert text.endswith("**Reading.** A > B: held. More.\n\n**What was checked.** First line, "
+                       "second. More.\n")
+  page = report.page([_section()], "c", [0, 1, 2], 1.0, 0, quick=False, plot_dir="plots",
+                     compute_seconds=1.0, checks=report.read_checks(str(path)))
+  assert page.count("**What was checked.** First line, second. More.") == 1

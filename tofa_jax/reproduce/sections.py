@@ -28,7 +28,9 @@ class Section:
   reading: list[str] = dataclasses.field(default_factory=list)
   notes: str = ""
 
-  def markdown(self, plot_dir: str) -> str:
+  def markdown(self, plot_dir: str, checked: str = "") -> str:
+    """The section's Markdown; `checked` (hand-written, from docs/results_checks.md)
+    says what was checked where a claim did not reproduce."""
     lines = [f"## {self.title}", "", f"**Claim.** {self.claim}", ""]
     if self.notes:
       lines += [self.notes, ""]
@@ -39,4 +41,6 @@ class Section:
     for plot in self.plots:
       lines += [f"![{plot}]({plot_dir}/{plot})", ""]
     lines += ["**Reading.** " + " ".join(self.reading), ""]
+    if checked:
+      lines += ["**What was checked.** " + checked, ""]
     return "\n".join(lines)

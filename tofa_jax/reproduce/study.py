@@ -23,11 +23,13 @@ SECTIONS: tuple[Callable, ...] = (
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, quick: bool, command: str,
-        docs: str = "", log: Callable[[str], None] = print) -> list[str]:
+        docs: str = "", checks: str = "", log: Callable[[str], None] = print) -> list[str]:
   """Runs the study under `workdir`; returns the pages written (a full run also writes
-  `docs`, the repository's docs/results.md)."""
+  `docs`, the repository's docs/results.md, with what was checked per section from
+  `checks`, docs/results_checks.md)."""
   if quick:
     config = context.quick(config)
+  notes = {} if quick else report.read_checks(checks)  # read first: a bad file fails early
   os.makedirs(workdir, exist_ok=True)
   # Arms share most programs (the same step, evaluator and calibration shapes): every
   # compiled program goes to the persistent cache, however quick its compile.
@@ -41,6 +43,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, quick: bool, command: s
   for make in SECTIONS:
     timed(f"study: {make.__module__.rsplit('.', 1)[-1]}.{make.__name__}")
     sections.append(make(study))
+  unknown = sorted(set(notes) - {s.key for s in sections})
+  if unknown:  # every run is kept: fixing the file and running again takes seconds
+    raise ValueError(f"{checks} has sections {unknown}; the study's are "
+                     f"{[s.key for s in sections]}")
   text = report.page(sections, command, study.seeds, time.perf_counter() - start,
-                     runs.trained, quick, "plots", runs.compute_seconds())
+                     runs.trained, quick, "plots", runs.compute_seconds(), notes)
   return report.write(workdir, text, "" if quick else docs)
