@@ -84,7 +84,7 @@ def write(root: str, text: str, docs: str = "") -> list[str]:
     os.makedirs(folder, exist_ok=True)
     plots = os.path.join(root, "plots")
     for name in sorted(os.listdir(plots)) if os.path.isdir(plots) else ():
-      shutil.copy(os.path.join(root, "plots", name), os.path.join(folder, name))
+      shutil.copy(os.path.join(plots, name), os.path.join(folder, name))
     with open(docs, "w") as f:
       f.write(text.replace("](plots/", "](results/"))
     written.append(docs)

@@ -9,6 +9,7 @@ every palette run on a workdir rewrites `WORKDIR/palette/`.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -125,10 +126,7 @@ class Runs:
   def compute_seconds(self) -> float:
     """The seconds every result kept under the root took to compute, whichever
     invocation computed it: the study's cost, however many times it was resumed."""
-    total = 0.0
-    for folder, _, files in os.walk(self.root):
-      for name in files:
-        if name.endswith(".json") and (name == "result.json" or os.path.basename(folder) in
-                                       ("palettes", "results")):
-          total += float((_read(os.path.join(folder, name)) or {}).get("seconds", 0.0))
-    return total
+    kept = [os.path.join(self.root, *parts) for parts in (
+        ("runs", "*", "*", "result.json"), ("palettes", "*.json"), ("results", "*.json"))]
+    return sum(float((_read(path) or {}).get("seconds", 0.0))
+               for pattern in kept for path in glob.glob(pattern))

@@ -20,9 +20,9 @@ def _top1(study: Study, arm: str, key: str):
 
 def _mask_rate(study: Study, arm: str) -> str:
   """FixMatch's mask rate (the share of unlabelled images whose pseudo-label passed
-  the threshold), averaged over each run's log lines, then over the seeds."""
-  rates = [study.runs.logged(arm, s, "train/mask_rate") for s in study.seeds]
-  return summary(rates).pct() if any(r is not None for r in rates) else "-"
+  the threshold), averaged over each run's log lines, then over the seeds ('n/a' for
+  an arm without FixMatch)."""
+  return summary([study.runs.logged(arm, s, "train/mask_rate") for s in study.seeds]).pct()
 
 
 def table3(study: Study) -> Section:
