@@ -15,6 +15,7 @@ import shlex
 import sys
 
 from tofa_jax.reproduce import study
+from tofa_jax.runtime import termination
 
 
 def main(argv: list[str]) -> None:
@@ -27,6 +28,8 @@ def main(argv: list[str]) -> None:
   command = "python -m tofa_jax.study " + " ".join(shlex.quote(a) for a in sys.argv[1:])
   try:
     written = study.run(f.config, f.workdir, f.quick, command, f.docs, f.checks)
+  except termination.Terminated as e:
+    termination.exit_now(str(e), termination.EXIT_SIGTERM)
   except ValueError as e:
     sys.exit(f"error: {e}")
   print("wrote " + ", ".join(written))

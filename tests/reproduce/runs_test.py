@@ -4,9 +4,13 @@ compute time summed across invocations."""
 import json
 
 import ml_collections
+import numpy as np
 import pytest
 
+from helpers.configs import tiny_config
 from tofa_jax.reproduce import runs as runs_lib
+from tofa_jax.runtime import termination
+from tofa_jax.train import checkpointing
 
 
 def test_a_kept_result_is_computed_once_and_its_seconds_are_summed(tmp_path):
@@ -47,3 +51,20 @@ def test_a_logged_scalar_is_averaged_over_the_runs_log_lines(tmp_path):
   assert runs.logged("fm", 0, "train/mask_rate") == pytest.approx(0.2)
   assert runs.logged("fm", 0, "train/loss") == 2.0
   assert runs.logged("fm", 0, "train/loss_fm") is None
+
+
+def test_a_run_stopped_by_sigterm_says_so_and_keeps_its_checkpoint(tmp_path, monkeypatch):
+  # train_and_evaluate returns no evaluation when SIGTERM stops it after a checkpoint.
+  monkeypatch.setattr(runs_lib.loop, "train_and_evaluate", lambda config, workdir: {})
+  runs = runs_lib.Runs(str(tmp_path), log=lambda _: None)
+  workdir = runs.workdir("lab", 0)
+  ckpt = checkpointing.Checkpointer(workdir)
+  ckpt.save(3, {"w": np.zeros(2, np.float32)}, {})
+  ckpt.close()
+  with pytest.raises(termination.Terminated, match=(
+      rf"^SIGTERM: lab \(seed 0\) stopped at step 3 of 4, checkpoint kept in {workdir}; run "
+      r"the study again to resume it$")):
+    runs.train("lab", 0, tiny_config(**{"train.steps": 4}))
+  with pytest.raises(ValueError, match=rf"^{workdir} holds a finished run without its result"):
+    runs.train("lab", 0, tiny_config(**{"train.steps": 3}))
+  assert not (tmp_path / "runs" / "lab" / "seed0" / "result.json").exists()

@@ -20,8 +20,9 @@ from typing import Any
 import ml_collections
 
 from tofa_jax.config import validate
+from tofa_jax.runtime import termination
 from tofa_jax.search import palette
-from tofa_jax.train import loop, step_log
+from tofa_jax.train import checkpointing, loop, step_log
 
 
 def _read(path: str) -> dict[str, Any] | None:
@@ -86,7 +87,16 @@ class Runs:
     def compute() -> dict[str, Any]:
       validate.training(config)
       metrics = loop.train_and_evaluate(config, workdir)
-      if not metrics:
+      if not metrics:  # no final evaluation: stopped by SIGTERM, or finished before
+        ckpt = checkpointing.Checkpointer(workdir)
+        try:
+          step, total = ckpt.latest_step() or 0, int(config.train.steps)
+        finally:
+          ckpt.close()
+        if step < total:
+          raise termination.Terminated(
+              f"SIGTERM: {arm} (seed {seed}) stopped at step {step} of {total}, checkpoint kept "
+              f"in {workdir}; run the study again to resume it")
         raise ValueError(f"{workdir} holds a finished run without its result.json; move it "
                          "away to train it again")
       self.trained += 1

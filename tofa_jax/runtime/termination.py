@@ -29,7 +29,7 @@ SHUTDOWN_TIMEOUT_S = 10.0
 
 
 class Terminated(Exception):  # noqa: N818 - named for what happened, as KeyboardInterrupt
-  """SIGTERM arrived while the run had nothing new to save."""
+  """SIGTERM ended the run; the message says what was saved."""
 
 
 class SigtermHandler:
