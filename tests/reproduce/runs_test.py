@@ -68,3 +68,12 @@ def test_a_run_stopped_by_sigterm_says_so_and_keeps_its_checkpoint(tmp_path, mon
   with pytest.raises(ValueError, match=rf"^{workdir} holds a finished run without its result"):
     runs.train("lab", 0, tiny_config(**{"train.steps": 3}))
   assert not (tmp_path / "runs" / "lab" / "seed0" / "result.json").exists()
+  # The stopped invocations' time is carried into the result of the one that finishes.
+  spent = tmp_path / "runs" / "lab" / "seed0" / "result.json.spent"
+  stopped = json.loads(spent.read_text())["seconds"]
+  spent.write_text(json.dumps({"seconds": stopped + 1000.0}))
+  monkeypatch.setattr(runs_lib.loop, "train_and_evaluate",
+                      lambda config, workdir: {"top1_max": 0.5})
+  done = runs.train("lab", 0, tiny_config(**{"train.steps": 4}))
+  assert done["seconds"] >= 1000.0 + stopped
+  assert done["top1_max"] == 0.5 and not spent.exists()

@@ -69,15 +69,25 @@ class Runs:
   def _once(self, path: str, config: ml_collections.ConfigDict, what: str,
             compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """`compute()` with its wall time and the config's fingerprint, kept at `path`; or
-    what an earlier invocation kept there for the same config."""
+    what an earlier invocation kept there for the same config. The wall time includes
+    earlier invocations that stopped part-way (SIGTERM, an error), kept meanwhile in
+    `path`.spent; a killed process's share is lost."""
     done = _reuse(path, config)
     if done is not None:
       return done
     self.log(what)
+    spent_path = path + ".spent"
+    spent = float((_read(spent_path) or {}).get("seconds", 0.0))
     start = time.perf_counter()
-    result = compute()
-    result.update(seconds=time.perf_counter() - start, config=fingerprint(config))
+    try:
+      result = compute()
+    except BaseException:
+      _write(spent_path, {"seconds": spent + time.perf_counter() - start})
+      raise
+    result.update(seconds=spent + time.perf_counter() - start, config=fingerprint(config))
     _write(path, result)
+    if os.path.exists(spent_path):
+      os.remove(spent_path)
     return result
 
   def train(self, arm: str, seed: int, config: ml_collections.ConfigDict) -> dict[str, Any]:
