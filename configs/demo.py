@@ -24,7 +24,9 @@ def get_config():
   c.train.log_every = 10
   c.train.checkpoint_every = 50
   c.train.eval_every = 0  # evaluate once, at the end
-  c.optim.lr = 0.05
+  # The paper's 0.01 (TOFA 4.2). At 0.05 the full loss hurt the min subnet against L^lab
+  # (39.0% vs 45.4%); at 0.01 it helps both (README).
+  c.optim.lr = 0.01
   c.optim.warmup_epochs = 1
   c.evals.batch_size = 64
   c.evals.bn_batches = 3

@@ -32,7 +32,7 @@ def get_config():
   c.train.log_every = 50
   c.train.checkpoint_every = 200
   c.train.eval_every = 0  # once, at the end
-  # The paper's 0.01 (TOFA 4.2). At 0.05 (the demo's, for its 100 steps) FixMatch's maxnet
+  # The paper's 0.01 (TOFA 4.2). At 0.05 (the demo's before) FixMatch's maxnet
   # never fit the 100 labels (18.7% top-1 after 400 steps, seed 0; 79.2% at 0.01).
   c.optim.lr = 0.01
   # An epoch is a pass over the 4,000 training digits at 32 images a step (125 steps):

@@ -16,7 +16,7 @@ def test_describe_says_what_the_demo_will_do():
                "loaded at 64 px", "the max subnet (at 64 px), the min subnet (at 48 px) and 2 "
                "random subnets", "loss 'tofa' (labelled CE, FixMatch, distillation on labelled "
                "and unlabelled images; threshold 0.95", "Starts from lite0-wheel",
-               "lr 0.05", "1 warm-up epoch,", "Checkpoints every 50 steps and at the end",
+               "lr 0.01", "1 warm-up epoch,", "Checkpoints every 50 steps and at the end",
                "evaluates max, min at the end", "logs every 10 steps"):
     assert part in text, (part, text)
 
