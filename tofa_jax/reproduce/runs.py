@@ -127,7 +127,7 @@ class Runs:
     """The report (palette.json's content) of a palette run named `name` on `workdir`."""
     def compute() -> dict[str, Any]:
       validate.palette(config)
-      return palette.run(config, workdir, log=lambda _: None)
+      return palette.run(config, workdir, log=self.log)  # its phases and search progress
 
     return self._once(os.path.join(self.root, "palettes", f"{name}.json"), config,
                       f"study: palette {name} on {workdir}", compute)
