@@ -6,6 +6,8 @@ Trains every arm for every seed of `study.seeds` (resuming what an earlier invoc
 left), runs the palettes and fine-tunings the comparisons need, and writes
 DIR/results.md with its plots in DIR/plots/. A full run also rewrites docs/results.md
 (`--docs`); `--quick` is a pipeline check (one seed, a few steps, a tiny space).
+`--kept=docs/results/kept` reads back (and adds to) the results behind docs/results.md:
+small JSON files, so a study longer than one machine's session goes on elsewhere.
 What each table compares: `tofa_jax/reproduce/` and docs/results.md.
 """
 
@@ -27,7 +29,8 @@ def main(argv: list[str]) -> None:
   f = flags.FLAGS
   command = "python -m tofa_jax.study " + " ".join(shlex.quote(a) for a in sys.argv[1:])
   try:
-    written = study.run(f.config, f.workdir, f.quick, command, f.docs, f.checks)
+    written = study.run(f.config, f.workdir, f.quick, command, f.docs, f.checks,
+                        kept=f.kept, only=f.only)
   except termination.Terminated as e:
     termination.exit_now(str(e), termination.EXIT_SIGTERM)
   except ValueError as e:
@@ -42,6 +45,11 @@ if __name__ == "__main__":
   config_flags.DEFINE_config_file("config", "configs/study.py", "the study's config",
                                   lock_config=True)
   flags.DEFINE_string("workdir", None, "where the runs, tables and plots go")
+  flags.DEFINE_string("kept", "", "where the results the tables read are kept (small JSON "
+                      "files; default: --workdir); docs/results/kept holds the full study's")
+  flags.DEFINE_list("only", [], "these sections alone (keys: table3, table4, selection, "
+                    "rss_schemes, rss_bias, regnas_rewards, regnas_finetune, palette_vs_alone); "
+                    "the page says which it leaves out")
   flags.DEFINE_bool("quick", False, "a pipeline check: one seed, a few steps, a tiny space")
   flags.DEFINE_string("docs", "docs/results.md", "a full run also writes this page ('' = no)")
   flags.DEFINE_string("checks", "docs/results_checks.md",

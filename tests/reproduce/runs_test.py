@@ -2,6 +2,7 @@
 compute time summed across invocations."""
 
 import json
+import os
 
 import ml_collections
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from helpers.configs import tiny_config
 from tofa_jax.reproduce import runs as runs_lib
 from tofa_jax.runtime import termination
-from tofa_jax.train import checkpointing
+from tofa_jax.train import checkpointing, step_log
 
 
 def test_a_kept_result_is_computed_once_and_its_seconds_are_summed(tmp_path):
@@ -77,3 +78,66 @@ def test_a_run_stopped_by_sigterm_says_so_and_keeps_its_checkpoint(tmp_path, mon
   done = runs.train("lab", 0, tiny_config(**{"train.steps": 4}))
   assert done["seconds"] >= 1000.0 + stopped
   assert done["top1_max"] == 0.5 and not spent.exists()
+
+
+def _fake_training(calls: list, top1: float):
+  """A stand-in for loop.train_and_evaluate: logs one line and saves the last step."""
+  def train(config, workdir):
+    calls.append(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    log = step_log.StepLog(f"{workdir}/{step_log.METRICS_FILE}")
+    log.write(int(config.train.steps), {"train/mask_rate": 0.25})
+    ckpt = checkpointing.Checkpointer(workdir)
+    ckpt.save(int(config.train.steps), {"w": np.zeros(2, np.float32)}, {})
+    ckpt.close()
+    return {"top1_max": top1}
+  return train
+
+
+def test_results_kept_apart_are_read_back_by_a_study_on_another_workdir(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(runs_lib.loop, "train_and_evaluate", _fake_training(calls, 0.5))
+  kept, config = tmp_path / "kept", tiny_config(**{"train.steps": 3})
+  first = runs_lib.Runs(str(tmp_path / "a"), log=lambda _: None, kept=str(kept))
+  done = first.train("fm", 0, config)
+  assert calls == [first.workdir("fm", 0)] and done["top1_max"] == 0.5
+  assert done["machine"] and done["finished"].endswith(" UTC")
+  assert sorted(p.name for p in (kept / "runs" / "fm" / "seed0").iterdir()) == [
+      "metrics.jsonl", "result.json"]
+  # Another machine: a new workdir, the same kept files.
+  second = runs_lib.Runs(str(tmp_path / "b"), log=lambda _: None, kept=str(kept))
+  assert second.train("fm", 0, config) == done and len(calls) == 1
+  assert second.logged("fm", 0, "train/mask_rate") == 0.25
+  assert second.machines() == [done["machine"]]
+  assert second.compute_seconds() == pytest.approx(done["seconds"])
+
+
+def test_restore_retrains_a_kept_run_whose_checkpoint_is_elsewhere_and_says_if_it_differs(
+    tmp_path, monkeypatch):
+  calls, said = [], []
+  monkeypatch.setattr(runs_lib.loop, "train_and_evaluate", _fake_training(calls, 0.5))
+  kept, config = str(tmp_path / "kept"), tiny_config(**{"train.steps": 3})
+  runs_lib.Runs(str(tmp_path / "a"), log=lambda _: None, kept=kept).train("fm", 0, config)
+  runs = runs_lib.Runs(str(tmp_path / "b"), log=said.append, kept=kept)
+  runs.restore("fm", 0, config)  # no checkpoint in b: trained again, to the same result
+  assert calls == [str(tmp_path / "a/runs/fm/seed0"), runs.workdir("fm", 0)]
+  assert said == [f"study: retraining fm (seed 0) in {runs.workdir('fm', 0)}: its result is "
+                  "kept, its checkpoint is not on this machine"]
+  runs.restore("fm", 0, config)  # its checkpoint is there now
+  assert len(calls) == 2 and runs.trained == 1
+  monkeypatch.setattr(runs_lib.loop, "train_and_evaluate", _fake_training(calls, 0.75))
+  runs = runs_lib.Runs(str(tmp_path / "c"), log=said.append, kept=kept)
+  runs.restore("fm", 0, config)
+  assert said[-1] == ("study: the retrained fm (seed 0) differs from its kept result: top1_max "
+                      "0.5000 kept, 0.7500 now")
+  kept_result = json.loads((tmp_path / "kept/runs/fm/seed0/result.json").read_text())
+  assert kept_result["top1_max"] == 0.5  # the tables keep the kept figures
+
+
+def test_an_arch_file_counts_in_the_fingerprint_by_its_content_not_its_path(tmp_path):
+  for name, arch in (("a.json", [1, 2]), ("b.json", [1, 2]), ("c.json", [1, 3])):
+    (tmp_path / name).write_text(json.dumps(arch))
+  digest = lambda name: runs_lib.fingerprint(tiny_config(**{  # noqa: E731
+      "train.arch": str(tmp_path / name)}))
+  assert digest("a.json") == digest("b.json") != digest("c.json")
+  assert runs_lib.fingerprint(tiny_config(**{"train.arch": "max"})) != digest("a.json")

@@ -7,6 +7,7 @@ steps, the `tiny_lite` space from random weights at one resolution, small search
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any
 
@@ -14,6 +15,7 @@ import ml_collections
 
 from tofa_jax.reproduce import arms as arms_lib
 from tofa_jax.reproduce.runs import Runs
+from tofa_jax.search import palette
 
 QUICK: tuple[tuple[str, Any], ...] = (
     ("model.space", "tiny_lite"),
@@ -78,6 +80,25 @@ class Study:
   def palette(self, name: str, arm: str, seed: int,
               extra: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
     """A palette run on `arm`'s trained workdir at `seed` (trained first if need be)."""
+    arm = arms_lib.ARMS[arm] if isinstance(arm, str) else arm
     self.train(arm, seed)
-    config = self.config(arm, seed, extra)
-    return self.runs.palette(f"{name}_seed{seed}", config, self.runs.workdir(arm, seed))
+    return self.runs.palette(
+        f"{name}_seed{seed}", self.config(arm, seed, extra), self.runs.workdir(arm.name, seed),
+        before=lambda: self.runs.restore(arm.name, seed, self.config(arm, seed)))
+
+  def palette_files(self, name: str, arm: str, seed: int,
+                    extra: tuple[tuple[str, Any], ...] = ()) -> str:
+    """The palette.json of palette `name` whose files (exported members) are on this
+    machine: the kept report's, or else a palette run again on the arm's workdir (its
+    checkpoint restored first), whose palette.json lies in WORKDIR/palette/."""
+    kept = self.runs.palette_path(f"{name}_seed{seed}")
+    with open(kept) as f:
+      members = json.load(f)["models"]
+    if all(os.path.isdir(m.get("export_dir") or "") for m in members):
+      return kept
+    workdir = self.runs.workdir(arm, seed)
+    self.runs.restore(arm, seed, self.config(arm, seed))
+    self.runs.log(f"study: palette {name}_seed{seed} again on {workdir}: its members' files are "
+                  "not on this machine")
+    palette.run(self.config(arm, seed, extra), workdir, log=self.runs.log)
+    return os.path.join(workdir, palette.OUT_DIR, "palette.json")

@@ -25,10 +25,13 @@ def _name(reward: str, cas: bool) -> str:
   return f"regnas_{reward}{'_cas' if cas else ''}"
 
 
+def _extra(reward: str, cas: bool) -> tuple[tuple[str, object], ...]:
+  return (("palette.method", "regnas"), ("palette.compare", ()), ("palette.reward", reward),
+          ("palette.cas", cas), ("palette.export", reward == "R2" and cas))
+
+
 def _palette(study: Study, reward: str, cas: bool, seed: int) -> dict:
-  extra = (("palette.method", "regnas"), ("palette.compare", ()), ("palette.reward", reward),
-           ("palette.cas", cas), ("palette.export", reward == "R2" and cas))
-  return study.palette(_name(reward, cas), "tofa", seed, extra)
+  return study.palette(_name(reward, cas), "tofa", seed, _extra(reward, cas))
 
 
 def _consecutive_nfr(report: dict) -> float | None:
@@ -83,17 +86,21 @@ def finetuning(study: Study) -> Section:
   results: dict[tuple[int, str], list[dict]] = {}
   for seed in study.seeds:
     _palette(study, "R2", True, seed)  # trained and exported first (cached after)
-    path = os.path.join(study.root, "palettes", f"{_name('R2', True)}_seed{seed}.json")
-    _, members = finetune_lib.read_palette(path)
+    _, members = finetune_lib.read_palette(study.runs.palette_path(
+        f"{_name('R2', True)}_seed{seed}"))
     # Quick: the last member only (a pipeline check).
-    for member in range(len(members) - 1 if study.is_quick else 1, len(members)):
-      for loss in finetune_lib.LOSSES:
-        name = f"seed{seed}_member{member}_{loss}"
-        settings = finetune_lib.Settings(loss=loss, steps=steps, seed=seed)
-        out = os.path.join(study.root, "finetune", name)
-        r = study.runs.keep(f"finetune_{name}", functools.partial(
-            _finetune_once, path, member, settings, out))
-        results.setdefault((member, loss), []).append(r)
+    names = {(member, loss): f"seed{seed}_member{member}_{loss}"
+             for member in range(len(members) - 1 if study.is_quick else 1, len(members))
+             for loss in finetune_lib.LOSSES}
+    path = ""  # the exported members are needed only by a fine-tuning not kept yet
+    if not all(study.runs.is_kept(f"finetune_{n}") for n in names.values()):
+      path = study.palette_files(_name("R2", True), "tofa", seed, _extra("R2", True))
+    for (member, loss), name in names.items():
+      settings = finetune_lib.Settings(loss=loss, steps=steps, seed=seed)
+      out = os.path.join(study.root, "finetune", name)
+      r = study.runs.keep(f"finetune_{name}", functools.partial(
+          _finetune_once, path, member, settings, out))
+      results.setdefault((member, loss), []).append(r)
   rows, reading = [], []
   for member in sorted({m for m, _ in results}):
     before = results[(member, "ce")]

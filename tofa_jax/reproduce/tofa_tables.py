@@ -115,7 +115,7 @@ def palette_vs_alone(study: Study) -> Section:
     report = study.palette(palette, "tofa", seed)
     for row in report["models"]:
       i = int(row["member"])
-      path = os.path.join(study.root, "archs", f"seed{seed}_member{i}.json")
+      path = os.path.join(study.runs.kept, "archs", f"seed{seed}_member{i}.json")
       os.makedirs(os.path.dirname(path), exist_ok=True)
       with open(path, "w") as f:
         json.dump(row["arch"], f)

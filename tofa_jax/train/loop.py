@@ -227,7 +227,8 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   record = subnet_record.SubnetRecord()
   subnet_log = subnet_record.SubnetLog(str(epath.Path(workdir) / "subnets.jsonl"),
                                        enabled=pid == 0)
-  metrics_log = step_log.StepLog(str(epath.Path(workdir) / "metrics.jsonl"), enabled=pid == 0)
+  metrics_log = step_log.StepLog(str(epath.Path(workdir) / step_log.METRICS_FILE),
+                                 enabled=pid == 0)
 
   def apply_meta(meta: dict) -> None:
     """Omega and the iterator positions of a checkpoint; raises on a damaged one."""

@@ -12,6 +12,8 @@ from typing import Any
 
 from etils import epath
 
+METRICS_FILE = "metrics.jsonl"  # the workdir's training and evaluation scalars
+
 
 def is_object_store(path: str) -> bool:
   return str(path).startswith(("gs://", "s3://"))
