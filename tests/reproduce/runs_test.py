@@ -141,3 +141,14 @@ def test_an_arch_file_counts_in_the_fingerprint_by_its_content_not_its_path(tmp_
       "train.arch": str(tmp_path / name)}))
   assert digest("a.json") == digest("b.json") != digest("c.json")
   assert runs_lib.fingerprint(tiny_config(**{"train.arch": "max"})) != digest("a.json")
+
+
+def test_a_training_result_outlives_a_change_of_palette_settings_only(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(runs_lib.loop, "train_and_evaluate", _fake_training(calls, 0.5))
+  runs = runs_lib.Runs(str(tmp_path), log=lambda _: None)
+  runs.train("fm", 0, tiny_config(**{"train.steps": 3}))
+  runs.train("fm", 0, tiny_config(**{"train.steps": 3, "palette.num_budgets": 7}))
+  assert len(calls) == 1
+  with pytest.raises(ValueError, match="was computed with another config"):
+    runs.train("fm", 0, tiny_config(**{"train.steps": 3, "optim.lr": 0.5}))

@@ -52,6 +52,14 @@ def fingerprint(config: ml_collections.ConfigDict) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def training_part(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config` without its `palette` section, which training never reads: a training
+  result stays valid when only the palettes' settings change."""
+  values = config.to_dict()
+  values.pop("palette", None)
+  return ml_collections.ConfigDict(values)
+
+
 def _reuse(path: str, config: ml_collections.ConfigDict) -> dict[str, Any] | None:
   """The result at `path` if it was computed from `config`; an error naming the file if
   it was computed from another config (the study's settings changed under it)."""
@@ -139,7 +147,7 @@ class Runs:
         shutil.copyfile(log, kept_log)  # the tables read its training scalars
       return result
 
-    return self._once(self._kept_run(arm, seed, "result.json"), config,
+    return self._once(self._kept_run(arm, seed, "result.json"), training_part(config),
                       f"study: training {arm} (seed {seed}) in {workdir}", compute)
 
   def restore(self, arm: str, seed: int, config: ml_collections.ConfigDict) -> None:
