@@ -21,6 +21,11 @@ def test_a_kept_result_is_computed_once_and_its_seconds_are_summed(tmp_path):
   again = runs_lib.Runs(str(tmp_path), log=lambda _: None).keep(
       "a", lambda: calls.append(1) or {"x": 2.0})
   assert calls == [1] and again == first and first["x"] == 1.0 and first["seconds"] >= 0.0
+  tuned = runs.keep("t", lambda: {"x": 3.0}, {"steps": 100})
+  assert runs.keep("t", lambda: {"x": 4.0}, {"steps": 100}) == tuned
+  with pytest.raises(ValueError, match=r"/results/t\.json was computed with another config"):
+    runs.keep("t", lambda: {"x": 4.0}, {"steps": 200})
+  (tmp_path / "results" / "t.json").unlink()
   # Results of earlier invocations, as they lie on disk: a run, a palette, a kept result.
   for path, seconds in (("runs/lab/seed0/result.json", 100.0), ("palettes/p_seed0.json", 20.5),
                         ("results/b.json", 3.0), ("runs/lab/seed0/config.json", 999.0)):

@@ -13,6 +13,7 @@ from typing import Any
 
 import ml_collections
 
+from tofa_jax.config import validate
 from tofa_jax.reproduce import arms as arms_lib
 from tofa_jax.reproduce.runs import Runs
 from tofa_jax.search import palette
@@ -97,8 +98,14 @@ class Study:
     if all(os.path.isdir(m.get("export_dir") or "") for m in members):
       return kept
     workdir = self.runs.workdir(arm, seed)
+    config = self.config(arm, seed, extra)
+    validate.palette(config)
     self.runs.restore(arm, seed, self.config(arm, seed))
     self.runs.log(f"study: palette {name}_seed{seed} again on {workdir}: its members' files are "
                   "not on this machine")
-    palette.run(self.config(arm, seed, extra), workdir, log=self.runs.log)
+    again = palette.run(config, workdir, log=self.runs.log)["models"]
+    if [m["arch"] for m in again] != [m["arch"] for m in members]:
+      raise ValueError(f"the palette {name}_seed{seed} run again on {workdir} picked other "
+                       f"members than {kept} keeps; results that read its members would not "
+                       "match: move that file away to recompute them")
     return os.path.join(workdir, palette.OUT_DIR, "palette.json")

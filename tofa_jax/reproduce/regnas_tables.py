@@ -5,9 +5,11 @@ Distillation (its section 4.4)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -71,13 +73,14 @@ def rewards(study: Study) -> Section:
             "(`palette.val_fraction`); NFR and top-1 on the test split.")
 
 
-def _finetune_once(path: str, member: int, settings, out: str) -> dict:
-  """The fine-tuning's report: read back when an earlier invocation finished it."""
+def _finetune_once(palette_json: Callable[[], str], member: int, settings, out: str) -> dict:
+  """The fine-tuning's report: read back when an earlier invocation finished it.
+  `palette_json()` gives the palette file whose exported members it reads."""
   done = os.path.join(out, finetune_lib.REPORT_FILE)
   if os.path.isfile(done):
     with open(done) as f:
       return json.load(f)
-  return finetune_lib.finetune(path, member, settings, out)
+  return finetune_lib.finetune(palette_json(), member, settings, out)
 
 
 def finetuning(study: Study) -> Section:
@@ -86,21 +89,22 @@ def finetuning(study: Study) -> Section:
   results: dict[tuple[int, str], list[dict]] = {}
   for seed in study.seeds:
     _palette(study, "R2", True, seed)  # trained and exported first (cached after)
-    _, members = finetune_lib.read_palette(study.runs.palette_path(
+    report, members = finetune_lib.read_palette(study.runs.palette_path(
         f"{_name('R2', True)}_seed{seed}"))
+    # The exported members, needed only by a fine-tuning not done yet (on another
+    # machine, the palette runs again; the first such fine-tuning's time counts it).
+    files = functools.cache(functools.partial(
+        study.palette_files, _name("R2", True), "tofa", seed, _extra("R2", True)))
     # Quick: the last member only (a pipeline check).
-    names = {(member, loss): f"seed{seed}_member{member}_{loss}"
-             for member in range(len(members) - 1 if study.is_quick else 1, len(members))
-             for loss in finetune_lib.LOSSES}
-    path = ""  # the exported members are needed only by a fine-tuning not kept yet
-    if not all(study.runs.is_kept(f"finetune_{n}") for n in names.values()):
-      path = study.palette_files(_name("R2", True), "tofa", seed, _extra("R2", True))
-    for (member, loss), name in names.items():
-      settings = finetune_lib.Settings(loss=loss, steps=steps, seed=seed)
-      out = os.path.join(study.root, "finetune", name)
-      r = study.runs.keep(f"finetune_{name}", functools.partial(
-          _finetune_once, path, member, settings, out))
-      results.setdefault((member, loss), []).append(r)
+    for member in range(len(members) - 1 if study.is_quick else 1, len(members)):
+      for loss in finetune_lib.LOSSES:
+        name = f"seed{seed}_member{member}_{loss}"
+        settings = finetune_lib.Settings(loss=loss, steps=steps, seed=seed)
+        out = os.path.join(study.root, "finetune", name)
+        r = study.runs.keep(
+            f"finetune_{name}", functools.partial(_finetune_once, files, member, settings, out),
+            {"settings": dataclasses.asdict(settings), "palette": report["config"]})
+        results.setdefault((member, loss), []).append(r)
   rows, reading = [], []
   for member in sorted({m for m, _ in results}):
     before = results[(member, "ce")]

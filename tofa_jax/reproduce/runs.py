@@ -66,7 +66,7 @@ def _reuse(path: str, config: ml_collections.ConfigDict) -> dict[str, Any] | Non
   done = _read(path)
   if done is not None and done.get("config") != fingerprint(config):
     raise ValueError(f"{path} was computed with another config than the study's now; use a "
-                     "new --workdir (or move that result away to recompute it)")
+                     "new --workdir and --kept (or move that result away to recompute it)")
   return done
 
 
@@ -193,14 +193,18 @@ class Runs:
   def is_kept(self, name: str) -> bool:
     return os.path.isfile(os.path.join(self.kept, "results", f"{name}.json"))
 
-  def keep(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """`compute()`'s result, computed once and kept as `KEPT/results/<name>.json`."""
+  def keep(self, name: str, compute: Callable[[], dict[str, Any]],
+           settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`compute()`'s result, computed once and kept as `KEPT/results/<name>.json`;
+    refused (one line naming the file) if kept for other `settings`."""
     path = os.path.join(self.kept, "results", f"{name}.json")
-    done = _read(path)
+    config = ml_collections.ConfigDict(settings or {})
+    done = _reuse(path, config)
     if done is None:
       start = time.perf_counter()
       done = compute()
-      done.update(seconds=time.perf_counter() - start, **_provenance())
+      done.update(seconds=time.perf_counter() - start, config=fingerprint(config),
+                  **_provenance())
       _write(path, done)
     return done
 
