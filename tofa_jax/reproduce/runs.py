@@ -197,16 +197,8 @@ class Runs:
            settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """`compute()`'s result, computed once and kept as `KEPT/results/<name>.json`;
     refused (one line naming the file) if kept for other `settings`."""
-    path = os.path.join(self.kept, "results", f"{name}.json")
-    config = ml_collections.ConfigDict(settings or {})
-    done = _reuse(path, config)
-    if done is None:
-      start = time.perf_counter()
-      done = compute()
-      done.update(seconds=time.perf_counter() - start, config=fingerprint(config),
-                  **_provenance())
-      _write(path, done)
-    return done
+    return self._once(os.path.join(self.kept, "results", f"{name}.json"),
+                      ml_collections.ConfigDict(settings or {}), f"study: {name}", compute)
 
   def _kept_files(self) -> list[str]:
     return [path for parts in (("runs", "*", "*", "result.json"), ("palettes", "*.json"),

@@ -33,9 +33,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, quick: bool, command: s
   docs/results_checks.md). `only`: these sections (keys of SECTIONS) alone, and the
   page says which it leaves out."""
   only = tuple(only) or tuple(SECTIONS)
-  if sorted(set(only) - set(SECTIONS)):
-    raise ValueError(f"--only has sections {sorted(set(only) - set(SECTIONS))}; the study's "
-                     f"are {list(SECTIONS)}")
+  unknown = sorted(set(only) - set(SECTIONS))
+  if unknown:
+    raise ValueError(f"--only has sections {unknown}; the study's are {list(SECTIONS)}")
   notes = report.read_checks(checks)  # read first; its keys are checked in quick runs too
   unknown = sorted(set(notes) - set(SECTIONS))
   if unknown:
