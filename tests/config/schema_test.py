@@ -119,7 +119,9 @@ def mutations(draw, n_keys):
       old = _get(config, path)
     except (KeyError, IndexError, TypeError):  # an earlier mutation replaced its parent
       continue
-    _set(config, path, draw(_like(old)))
+    # A copy: a drawn dict or list (BASES' own custom space, ODD's) must never be
+    # mutated in place by a later path of this draw, or later draws see it.
+    _set(config, path, copy.deepcopy(draw(_like(old))))
     names.append(_name(path))
   return base_name, config, names
 
