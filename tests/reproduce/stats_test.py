@@ -41,7 +41,14 @@ def test_sentences_say_the_verdict_gap_and_spread():
   one = stats.compare(stats.summary([0.7]), stats.summary([0.6]))
   assert one.sentence("A > B") == ("A > B: a gap of +10.0 points on one seed, so no verdict "
                                    "(the full study runs 3).")
-  same = stats.no_difference(stats.summary([0.70, 0.72]), stats.summary([0.71, 0.70]), "rule")
-  assert same.endswith("no difference beyond the spread, as claimed.")
-  differ = stats.no_difference(stats.summary([0.90, 0.91]), stats.summary([0.70, 0.71]), "rule")
-  assert differ.endswith("a difference larger than the spread, so the claim did not hold.")
+  same = stats.not_worse(stats.summary([0.70, 0.72]), stats.summary([0.71, 0.70]), "rule")
+  assert same == ("rule: +0.5 points against a spread of 1.4, no difference beyond the spread, "
+                  "as claimed.")
+  better = stats.not_worse(stats.summary([0.90, 0.91]), stats.summary([0.70, 0.71]), "rule")
+  assert better == ("rule: +20.0 points against a spread of 0.7, better by more than the "
+                    "spread, so the claim held, and more.")
+  worse = stats.not_worse(stats.summary([0.70, 0.71]), stats.summary([0.90, 0.91]), "rule")
+  assert worse == ("rule: -20.0 points against a spread of 0.7, worse by more than the spread, "
+                   "so the claim did not hold.")
+  assert stats.not_worse(stats.summary([0.7]), stats.summary([0.6]), "rule") == (
+      "rule: a gap of +10.0 points on one seed, so no verdict.")

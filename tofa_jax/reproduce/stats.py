@@ -2,8 +2,10 @@
 
 A claim "A beats B" holds at this scale when A's mean exceeds B's by more than the seeds'
 spread (the larger of the two standard deviations); it is "within the spread" when the gap
-is smaller, and reversed when B's mean exceeds A's by more than the spread. With one seed
-there is no spread: the verdict says so.
+is smaller, and reversed when B's mean exceeds A's by more than the spread. A claim "A is
+as good as B" (the zero-cost rule against the searches, a palette member against training it
+alone) fails only when A falls below B by more than the spread. With one seed there is no
+spread: the verdict says so.
 """
 
 from __future__ import annotations
@@ -59,14 +61,19 @@ class Verdict:
             f"{100 * self.spread:.1f} points over the seeds).")
 
 
-def no_difference(a: Summary, b: Summary, what: str) -> str:
-  """A sentence on a claim of *no difference* between `a` and `b` (gap inside the spread)."""
+def not_worse(a: Summary, b: Summary, what: str) -> str:
+  """A sentence on a claim that `a` is *as good as* `b`: it holds unless `a` falls below
+  `b` by more than the spread; `a` above `b` beyond the spread holds too, and says so."""
   gap = a.mean - b.mean
   if len(a.values) < 2 or len(b.values) < 2:
     return f"{what}: a gap of {100 * gap:+.1f} points on one seed, so no verdict."
   spread = max(a.std, b.std)
-  outcome = ("no difference beyond the spread, as claimed" if abs(gap) <= spread else
-             "a difference larger than the spread, so the claim did not hold")
+  if gap < -spread:
+    outcome = "worse by more than the spread, so the claim did not hold"
+  elif gap > spread:
+    outcome = "better by more than the spread, so the claim held, and more"
+  else:
+    outcome = "no difference beyond the spread, as claimed"
   return (f"{what}: {100 * gap:+.1f} points against a spread of {100 * spread:.1f}, "
           f"{outcome}.")
 

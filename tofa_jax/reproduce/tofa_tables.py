@@ -10,7 +10,7 @@ import os
 from tofa_jax.reproduce.arms import Arm
 from tofa_jax.reproduce.context import Study
 from tofa_jax.reproduce.sections import Section
-from tofa_jax.reproduce.stats import compare, no_difference, summary
+from tofa_jax.reproduce.stats import compare, not_worse, summary
 from tofa_jax.search import palette_plots
 
 
@@ -83,7 +83,7 @@ def selection(study: Study) -> Section:
   for m, name in METHODS.items():
     cells = [summary(v).pct() for v in top1[m]]
     rows.append([name, *cells, f"{sum(cost[m]) / len(cost[m]):.0f}"])
-  reading = [no_difference(summary(top1["rule"][i]), summary(top1[m][i]),
+  reading = [not_worse(summary(top1["rule"][i]), summary(top1[m][i]),
                            f"At {t:.1f} MFLOPs, rule minus {m}")
              for i, t in enumerate(budgets) for m in ("predictor", "random")]
   series = {m: [(t, summary(v).mean) for t, v in zip(budgets, top1[m], strict=True)
@@ -130,7 +130,7 @@ def palette_vs_alone(study: Study) -> Section:
   for i, e in sorted(per_member.items()):
     pal, alone = summary(e["palette"]), summary(e["alone"])
     rows.append([str(i), f"{summary(e['mflops']).mean:.1f}", pal.pct(), alone.pct()])
-    reading.append(no_difference(pal, alone, f"Member {i}, palette minus alone"))
+    reading.append(not_worse(pal, alone, f"Member {i}, palette minus alone"))
   return Section(
       key="palette_vs_alone", title="Beyond the papers: palette members against training each "
                                     "alone",
