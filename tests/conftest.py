@@ -27,3 +27,17 @@ def tiny_model() -> tuple:
   space = get_space("tiny")
   model = supernet.build(space, num_classes=7)
   return space, model, randomized_variables(model)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+  """The heavy tests (`heavy(seconds)`) first, heaviest first, each followed by one
+  light test; the rest keep their order. With README's `-n 2 --maxschedchunk=1`, xdist
+  hands each worker the next test when it has one left to run, so a heavy test never
+  waits behind another and none starts last, leaving one worker alone for minutes."""
+  def seconds(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("heavy")
+    return mark.args[0] if mark else 0.0
+  heavy = sorted((i for i in items if seconds(i)), key=seconds, reverse=True)
+  light = [i for i in items if not seconds(i)]
+  paired = [t for pair in zip(heavy, light, strict=False) for t in pair]
+  items[:] = paired + heavy[len(paired) // 2:] + light[len(paired) // 2:]

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 from helpers.paths import ROOT
 from tofa_jax.reproduce import study
 
@@ -30,6 +32,7 @@ def _study(workdir: str, docs: str, kept: str = "") -> subprocess.CompletedProce
       capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
 
 
+@pytest.mark.heavy(1118)
 def test_the_quick_study_writes_every_table_and_plot_and_resumes(tmp_path):
   workdir, docs = str(tmp_path / "study"), str(tmp_path / "docs" / "results.md")
   kept = str(tmp_path / "kept")
