@@ -192,7 +192,7 @@ def _text(cell) -> str:
   return "".join(out).replace("\r\n", "\n")  # `!` output comes through a terminal
 
 
-@pytest.mark.heavy(197)
+@pytest.mark.heavy(90)
 def test_runs_offline_end_to_end(tmp_path):
   import nbformat
   from nbclient import NotebookClient

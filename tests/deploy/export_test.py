@@ -40,7 +40,7 @@ def _random_subnet(name: str):
   return space, arch, variables, *static_net.extract(space, arch, variables, 10)
 
 
-@pytest.mark.heavy(129)
+@pytest.mark.heavy(98)
 @pytest.mark.parametrize("name", SPACE_NAMES)
 def test_onnx_runtime_and_litert_equal_the_static_subnet(name, tmp_path):
   space, arch, _, static, static_vars = _random_subnet(name)

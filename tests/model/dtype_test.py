@@ -60,7 +60,7 @@ def test_bf16_logits_agree_with_f32():
       assert np.max(np.abs(got - want)) <= 0.1 * np.std(want), (arch, train)
 
 
-@pytest.mark.heavy(90)
+@pytest.mark.heavy(68)
 def test_bf16_training_loss_falls():
   from sklearn.datasets import load_digits
 

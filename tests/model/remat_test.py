@@ -27,7 +27,7 @@ def _grads(model):
   return lambda variables, x, arrays: grad(variables["params"], variables, x, arrays)
 
 
-@pytest.mark.heavy(150)
+@pytest.mark.heavy(89)
 @pytest.mark.parametrize("name", ["tiny", "tiny_ofa"])
 def test_remat_modes_equal_outputs_statistics_and_gradients(name):
   space = get_space(name)

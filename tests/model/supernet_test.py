@@ -48,7 +48,6 @@ def test_masked_equals_extracted_tiny(name, train):
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=str(arch))
 
 
-@pytest.mark.heavy(98)
 @pytest.mark.parametrize("name", ["tofa", "alphanet", "ofa_mbv3", "lite0"])
 def test_masked_equals_extracted_real_spaces(name):
   space = get_space(name)

@@ -32,7 +32,7 @@ def _study(workdir: str, docs: str, kept: str = "") -> subprocess.CompletedProce
       capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
 
 
-@pytest.mark.heavy(1118)
+@pytest.mark.heavy(703)
 def test_the_quick_study_writes_every_table_and_plot_and_resumes(tmp_path):
   workdir, docs = str(tmp_path / "study"), str(tmp_path / "docs" / "results.md")
   kept = str(tmp_path / "kept")

@@ -20,7 +20,7 @@ def test_counts_read_proc():
   assert memory_maps.count() > 0 and memory_maps.limit() > 0
 
 
-@pytest.mark.heavy(200)
+@pytest.mark.heavy(107)
 def test_the_loop_stops_at_the_first_compile_when_the_rest_would_not_fit(tmp_path, monkeypatch):
   monkeypatch.setattr(memory_maps, "limit", lambda: 1000)
   # The tiny space's (32, 40): 1 more to come. One subnet a step, no teacher: the

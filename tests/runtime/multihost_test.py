@@ -96,7 +96,7 @@ def _assert_close(a: dict, b: dict) -> None:
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5)
 
 
-@pytest.mark.heavy(420)
+@pytest.mark.heavy(569)
 def test_two_processes_equal_one_and_checkpoints_move_between_layouts(tmp_path):
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
   _run(one, "--config.train.checkpoint_every=20")  # the reference at steps 20 and 24
@@ -118,7 +118,7 @@ def test_two_processes_equal_one_and_checkpoints_move_between_layouts(tmp_path):
   _assert_close(_trained(moved, 24), _trained(one, 24))
 
 
-@pytest.mark.heavy(250)
+@pytest.mark.heavy(114)
 def test_sigterm_at_a_random_step_then_resume_equals_uninterrupted(tmp_path):
   full, split = str(tmp_path / "full"), str(tmp_path / "split")
   _run(full, "--config.train.stop_after_steps=12")
@@ -142,7 +142,6 @@ def test_sigterm_at_a_random_step_then_resume_equals_uninterrupted(tmp_path):
     assert len(f.readlines()) == 12
 
 
-@pytest.mark.heavy(170)
 def test_processes_that_would_sample_different_subnets_stop_with_an_error(tmp_path):
   # Subnets are a function of (config, step), so a process with another seed is the way
   # to make them differ; it is caught before any collective could hang.

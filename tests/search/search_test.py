@@ -82,7 +82,7 @@ def _reference_predictions(model, space, variables, arch, source, calib_idx, idx
   return calibrated, np.concatenate(preds)
 
 
-@pytest.mark.heavy(90)
+@pytest.mark.heavy(62)
 def test_search_compiles_once_per_resolution_and_matches_a_reference(tiny_model, digits,
                                                                      tmp_path):
   space, model, variables = tiny_model
