@@ -19,7 +19,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.dropout_rate = 0.3
   c.model.drop_connect_rate = 0.2
   c.model.depthwise_impl = "auto"
-  c.model.dtype = "auto"  # float32 | bfloat16 | auto (bf16 on GPU/TPU, f32 on CPU)
+  # float32 | bfloat16 | auto (bf16 where the device computes it natively: TPU, or a GPU
+  # of compute capability >= 8.0; f32 elsewhere)
+  c.model.dtype = "auto"
+  # Depth skip and kernel pick: on (lax.cond/switch: small subnets cost less), off (masks:
+  # every subnet costs the max, no control flow), auto (off on GPU, where XLA copies each
+  # conditional's predicate to the host; on elsewhere). docs/training.md.
+  c.model.conditional = "auto"
+  # BatchNorm statistics in a data-parallel step: global (synchronised over every device;
+  # N devices compute what one would) | device (per device, as PyTorch DDP without SyncBN).
+  c.model.bn_sync = "global"
 
   c.init = ml_collections.ConfigDict()
   # TOFA Algorithm 1 line 2: the maxnet starts from ImageNet weights. A named start
@@ -51,6 +60,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.mean = ()  # () = the init checkpoint's, else ImageNet's
   c.data.std = ()
   c.data.threads = 4
+  # Decode and resize each training image once, into a cache at the loading size that later
+  # epochs read: auto (sources that decode files: folders, TFDS) | on | off.
+  c.data.cache = "auto"
+  c.data.cache_dir = ""  # '' = <workdir>/input_cache; a shared path lets runs reuse it
+  c.data.workers = 0  # grain worker processes for the training streams (0: threads only)
 
   c.loss = ml_collections.ConfigDict()
   c.loss.variant = "tofa"  # lab | fm | dist | tofa (Table 4)
@@ -76,7 +90,9 @@ def get_config() -> ml_collections.ConfigDict:
   # kernel, + depth, + width) and the subnets each step trains in each.
   c.train.ps_phases = (0.25, 0.25, 0.25, 0.25)
   c.train.ps_subnets = (1, 1, 2, 4)
-  c.train.remat = "layer"  # none | scan | layer (docs/benchmarks.md, memory table)
+  # none | scan | layer (docs/benchmarks.md, memory table) | auto (none where its compiled
+  # memory fits the device's, else layer)
+  c.train.remat = "layer"
   c.train.log_every = 50
   c.train.checkpoint_every = 500
   c.train.eval_every = 2_000

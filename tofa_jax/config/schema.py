@@ -32,9 +32,10 @@ from tofa_jax.cost.cost_model import METRICS
 from tofa_jax.data.augment import STRONG_POLICIES
 from tofa_jax.data.datasets import BUNDLED, TFDS_NAMES
 from tofa_jax.data.image_files import BAD_IMAGE_POLICIES
+from tofa_jax.data.input_pipeline import CACHE_MODES
 from tofa_jax.deploy.runtimes import RUNTIMES
-from tofa_jax.model.elastic_ops import DEPTHWISE_IMPLS
-from tofa_jax.model.supernet import DTYPES, REMAT
+from tofa_jax.model.elastic_ops import BN_SYNC, DEPTHWISE_IMPLS
+from tofa_jax.model.supernet import CONDITIONAL, DTYPES, REMAT_SETTINGS
 from tofa_jax.search.palette import METHODS
 from tofa_jax.search.regression import PRESETS
 from tofa_jax.search.selection import INDICES
@@ -67,6 +68,8 @@ KEYS: dict[str, Any] = {
     "model.drop_connect_rate": RATE,
     "model.depthwise_impl": Choice(DEPTHWISE_IMPLS),
     "model.dtype": Choice((*DTYPES, "auto")),
+    "model.conditional": Choice(CONDITIONAL),
+    "model.bn_sync": Choice(BN_SYNC),
 
     "init.checkpoint": Str(),  # 'random', a named start, a directory or a file: consistency
     "init.download": Bool(),
@@ -88,6 +91,9 @@ KEYS: dict[str, Any] = {
     "data.std": Seq(Number(0, lo_open=True), sizes=(0, 3), what="() or 3 numbers (R, G, B)"),
     "data.threads": COUNT,  # grain reader threads
     "data.bad_images": Choice(BAD_IMAGE_POLICIES),
+    "data.cache": Choice(CACHE_MODES),
+    "data.cache_dir": Str(),
+    "data.workers": Int(0, 64),  # grain worker processes; 0 reads with threads alone
 
     "loss.variant": Choice(VARIANTS),
     "loss.threshold": PROBABILITY,
@@ -106,7 +112,7 @@ KEYS: dict[str, Any] = {
                            "(full, kernel, depth, width) summing to 1"),
     "train.ps_subnets": Seq(Int(1, 64), sizes=(4,), what="4 subnet counts per step (full, "
                             "kernel, depth, width), the full phase's 1"),
-    "train.remat": Choice(REMAT),
+    "train.remat": Choice(REMAT_SETTINGS),
     "train.log_every": COUNT,
     "train.checkpoint_every": EVERY,
     "train.eval_every": EVERY,

@@ -24,6 +24,8 @@ import numpy as np
 
 from tofa_jax.data import preprocess
 
+CACHE_MODES = ("auto", "on", "off")  # data.cache
+
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
   """uint8 HWC -> uint8 (size, size, 3): shorter side to `size`, centre crop."""

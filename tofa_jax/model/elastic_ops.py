@@ -17,6 +17,7 @@ from tofa_jax.model import remat
 from tofa_jax.space import plan as plan_lib
 
 DEPTHWISE_IMPLS = ("auto", "shift", "lax")  # model.depthwise_impl; auto: resolve_depthwise_impl
+BN_SYNC = ("global", "device")  # model.bn_sync
 
 Array = jax.Array
 

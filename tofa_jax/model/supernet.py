@@ -36,6 +36,8 @@ conv_init = mbconv.conv_init
 
 
 REMAT = ("none", "scan", "layer")
+REMAT_SETTINGS = (*REMAT, "auto")  # train.remat; auto is resolved by the train loop
+CONDITIONAL = ("auto", "on", "off")  # model.conditional
 
 
 def _declare_bn(mdl: nn.Module, name: str, size: int) -> tuple[dict, nn.Variable]:

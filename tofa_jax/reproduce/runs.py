@@ -40,10 +40,23 @@ def _read(path: str) -> dict[str, Any] | None:
     return json.load(f)
 
 
+# Keys that change how a run executes, not what it computes (the tests hold both ways
+# equal), left out of the fingerprint; and keys added after results were kept, left out
+# at the value that computes what runs did before the key existed. Kept results stay valid.
+EXECUTION_ONLY = ("model.conditional", "data.cache", "data.cache_dir", "data.workers")
+AS_BEFORE = {"model.bn_sync": "global"}
+
+
 def fingerprint(config: ml_collections.ConfigDict) -> str:
-  """A digest of every key and value of `config`: a result is reused only for the same.
-  A `train.arch` file counts by its content, not its path (kept results move)."""
+  """A digest of every key and value of `config` that decides what a run computes: a
+  result is reused only for the same. A `train.arch` file counts by its content, not its
+  path (kept results move)."""
   values = config.to_dict()
+  for key in (*EXECUTION_ONLY, *AS_BEFORE):
+    section, _, name = key.partition(".")
+    part = values.get(section, {})
+    if name in part and (key in EXECUTION_ONLY or part[name] == AS_BEFORE[key]):
+      del part[name]
   arch = values.get("train", {}).get("arch")
   if isinstance(arch, str) and os.path.isfile(arch):
     with open(arch) as f:
