@@ -1,4 +1,9 @@
-"""The trainer's periodic evaluation: top-1 of named subnets after BN recalibration."""
+"""The trainer's periodic evaluation: top-1 of named subnets after BN recalibration.
+
+Test batches come from `input_pipeline.eval_batches`, the training streams' batch
+reader: read in `data.threads` threads and, where `data.cache` caches, decoded once
+per resolution into the decoded cache. Hits are summed on the device and read once
+per evaluation, so the host never waits for a batch to finish."""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from tofa_jax.data import input_pipeline
 from tofa_jax.data.loading import Data
@@ -37,18 +44,30 @@ class Evaluator:
   evaluation.
   """
 
-  def __init__(self, config, model, space, data: Data, plain_view, batch_sharding):
+  def __init__(self, config, model, space, data: Data, plain_view, batch_sharding,
+               workdir: str | None = None):
     self.config, self.space, self.data = config, space, data
+    # The test split's cache lives where the training streams' does; without a workdir
+    # or data.cache_dir, evaluation decodes every time.
+    reader = input_pipeline.reader_options(config.data, workdir)
+    self.threads, self.cache = reader["threads"], reader["cache"]
     self.bs = per_process(config.evals.batch_size)
     self.plain_view, self.sharding = plain_view, batch_sharding
     self.calibrator = BNCalibrator(model)
     self.calib_idx = data.labelled_idx[:config.evals.batch_size * config.evals.bn_batches]
     self._calib: dict[int, list] = {}
 
-    @functools.partial(jax.jit, static_argnames=("resolution",))
-    def hits(variables, images, labels, mask, arrays, resolution):
+    # Totals in and out replicated, so the first call (zeros) and the later ones (its
+    # outputs) share one compiled program per resolution.
+    self.replicated = NamedSharding(batch_sharding.mesh, PartitionSpec())
+
+    @functools.partial(jax.jit, static_argnames=("resolution",),
+                       out_shardings=self.replicated)
+    def hits(totals, variables, images, labels, mask, arrays, resolution):
+      """totals + (correct, counted) of this batch: a running sum kept on the device."""
       logits = model.apply(variables, images, arrays, train=False, resolution=resolution)
-      return jnp.sum((jnp.argmax(logits, -1) == labels) * mask), jnp.sum(mask)
+      return totals + jnp.stack([jnp.sum((jnp.argmax(logits, -1) == labels) * mask),
+                                 jnp.sum(mask)])
 
     self.hits = hits
 
@@ -58,7 +77,7 @@ class Evaluator:
     if resolution not in self._calib:
       batches = list(input_pipeline.eval_batches(
           input_pipeline.Records(self.data.train, self.calib_idx), resolution, self.bs,
-          jax.process_index(), jax.process_count()))
+          jax.process_index(), jax.process_count(), threads=self.threads))
       n_full = max(1, len(self.calib_idx) // jax.process_count() // self.bs)
       self._calib[resolution] = [self.plain_view(global_array(self.sharding, b["image"]))
                                  for b in batches[:n_full]]
@@ -66,18 +85,20 @@ class Evaluator:
 
   def __call__(self, state) -> dict[str, float]:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    out = {}
+    totals = {}
     put = functools.partial(global_array, self.sharding)
     for name in subnet_names(self.config):
       arch = sampling.sample_named(self.space, name)
       res = arch.resolution
       arrays = arch_lib.to_arrays(self.space, arch)
       calibrated = self.calibrator(variables, arrays, self.calibration_batches(res), res)
-      correct = count = 0.0
+      # correct, counted: exact in f32 below 2**24
+      total = global_array(self.replicated, np.zeros(2, np.float32))
       for b in input_pipeline.eval_batches(self.data.test, res, self.bs,
-                                           jax.process_index(), jax.process_count()):
-        c, n = self.hits(calibrated, self.plain_view(put(b["image"])), put(b["label"]),
-                         put(b["mask"]), arrays, resolution=res)
-        correct, count = correct + float(c), count + float(n)
-      out[f"top1_{name}"] = correct / max(count, 1.0)
-    return out
+                                           jax.process_index(), jax.process_count(),
+                                           threads=self.threads, cache=self.cache):
+        total = self.hits(total, calibrated, self.plain_view(put(b["image"])),
+                          put(b["label"]), put(b["mask"]), arrays, resolution=res)
+      totals[name] = total
+    read = jax.device_get(totals)  # the one wait of an evaluation
+    return {f"top1_{name}": float(t[0]) / max(float(t[1]), 1.0) for name, t in read.items()}

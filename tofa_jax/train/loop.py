@@ -213,12 +213,12 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   res = cfg.image_size  # loaded at one size; each subnet's input rescaled on device
   lab_iter = input_pipeline.train_stream(
       data.train, data.labelled_idx, config.train.batch_size, res, config.seed,
-      pid, pcount, config.data.threads)
+      pid, pcount, **input_pipeline.reader_options(config.data, workdir))
   unl_iter = None
   if cfg.uses_unlabelled:
     unl_iter = input_pipeline.train_stream(
         data.unlabelled, data.unlabelled_idx, config.train.unlabelled_batch_size,
-        res, config.seed + 1, pid, pcount, config.data.threads)
+        res, config.seed + 1, pid, pcount, **input_pipeline.reader_options(config.data, workdir))
 
   # Committed, replicated from the start: the step's outputs are, and a first call
   # on host arrays would make the second call compile the step again.
