@@ -60,11 +60,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.mean = ()  # () = the init checkpoint's, else ImageNet's
   c.data.std = ()
   c.data.threads = 4
-  # Decode and resize each training image once, into a cache at the loading size that later
-  # epochs read: auto (sources that decode files: folders, TFDS) | on | off.
+  # Decode and resize each training (and test) image once, before training, into a
+  # memory-mapped cache at the loading size that every epoch reads (bitwise the same
+  # batches): auto (sources that decode files: folders, TFDS; not the bundled arrays) | on |
+  # off. Each process caches every record of its streams. docs/training.md, Input pipeline.
   c.data.cache = "auto"
-  c.data.cache_dir = ""  # '' = <workdir>/input_cache; a shared path lets runs reuse it
-  c.data.workers = 0  # grain worker processes for the training streams (0: threads only)
+  # '' = <workdir>/input_cache (~/.cache/tofa_jax/input_cache for a gs:// workdir). A local
+  # disk reads fastest; one shared by runs reuses a cache across them (keyed by the data).
+  c.data.cache_dir = ""
+  # grain worker processes for the training streams (0: threads only). They help only when
+  # decoding remains (data.cache='off') on hosts with spare cores.
+  c.data.workers = 0
 
   c.loss = ml_collections.ConfigDict()
   c.loss.variant = "tofa"  # lab | fm | dist | tofa (Table 4)
