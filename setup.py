@@ -29,7 +29,7 @@ setup(
     version="0.1.0",
     description="Transfer-Once-For-All: one supernet training run, a palette of task models.",
     packages=find_packages(include=["tofa_jax", "tofa_jax.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # jax 0.10.2 needs 3.11
     install_requires=[
         # JAX's API moves quickly: the stack is pinned to the versions CI runs.
         "jax==0.10.2",

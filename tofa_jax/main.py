@@ -5,9 +5,11 @@ Re-running with the same workdir resumes from its latest checkpoint.
 
 The same command runs on one CPU, one GPU, 8 GPUs or a TPU pod slice: with
 `--distributed=auto` (the default) JAX's multi-controller runtime starts where
-JAX detects a multi-process cluster (Cloud TPU pod slice, SLURM, Open MPI) or a
-coordinator is given; `--distributed=on` with `--coordinator_address`,
-`--num_processes` and `--process_id` starts it by hand (launch/README.md).
+the environment names a multi-process cluster (SLURM, Open MPI, a GKE TPU slice)
+or a coordinator is given; `--distributed=on` always starts it, through JAX's
+own detection (a Cloud TPU VM slice: launch/tpu_pod.sh) or by hand with
+`--coordinator_address`, `--num_processes` and `--process_id`; `off` never
+(launch/README.md).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "training config file"
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints and metrics "
                                "(shared storage such as gs:// on multi-host runs)")
 _DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
-                                 "start jax.distributed: auto = on detected clusters")
+                                 "start jax.distributed: auto = where the environment names a "
+                                 "cluster, on = always (JAX's detection, e.g. TPU VM slices), "
+                                 "off = never")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                    "host:port of process 0 (else JAX_COORDINATOR_ADDRESS or "
                                    "cluster detection)")

@@ -241,7 +241,7 @@ def build(space: SearchSpace, runtime: str, threads: int, num_classes: int, warm
                "processor": platform.processor(), "system": platform.platform(),
                "cpus": os.cpu_count()},
       "versions": _versions(runtime),
-      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
       "build_s": round(time.monotonic() - t0, 1),
       "overhead_ms": overhead, "prediction": PREDICTION, "entries": entries,
   }

@@ -245,4 +245,4 @@ def _latest_step(workdir: str) -> int:
 
 def _provenance() -> dict[str, str]:
   return {"machine": machine.describe(),
-          "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+          "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}

@@ -2,13 +2,19 @@
 
 `initialize(mode, ...)` runs `jax.distributed.initialize` before any JAX
 computation:
-  'on'    always (coordinator, process count and id from the arguments, the
-          JAX_COORDINATOR_ADDRESS env var, or JAX's cluster detection);
-  'auto'  when a coordinator is given or the environment is a multi-process
-          cluster JAX knows (Cloud TPU pod slice, SLURM with more than one task,
-          Open MPI with more than one rank, Kubernetes JobSet);
+  'on'    always: the coordinator, process count and id come from the arguments,
+          the JAX_COORDINATOR_ADDRESS env var, or JAX's own cluster detection
+          (a Cloud TPU VM slice through its metadata server, SLURM, Open MPI,
+          Kubernetes); launch/tpu_pod.sh passes it;
+  'auto'  when a coordinator is given or the environment names a multi-process
+          cluster (SLURM with more than one task, Open MPI with more than one
+          rank, a GKE TPU slice's TPU_WORKER_HOSTNAMES). A TPU VM slice made with
+          gcloud sets no such variable: only its metadata server knows, so it
+          needs 'on';
   'off'   never.
-On CPU, cross-process collectives go through gloo.
+Under SLURM, JAX gives each process the GPU numbered SLURM_LOCALID, so a node runs
+one task per GPU (launch/slurm_gpu.sbatch). On CPU, cross-process collectives go
+through gloo.
 """
 
 from __future__ import annotations
