@@ -8,7 +8,8 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   # JAX's persistent compilation cache: a restarted run loads its compiled step from
-  # here. '' turns it off; single-process runs only.
+  # here. '' turns it off. Multi-process runs use it where every process sees the folder
+  # (gs://..., a shared file system), checked at start (launch/README.md).
   c.jax_cache_dir = "~/.cache/tofa_jax/jax_cache"
 
   c.model = ml_collections.ConfigDict()

@@ -62,8 +62,8 @@ def _run_two(workdir: str, *extra: str, per_process: tuple = ((), ())
   procs = [subprocess.Popen(
       _args(workdir, "--distributed=on", f"--coordinator_address=127.0.0.1:{port}",
             "--num_processes=2", f"--process_id={i}", *extra, *per_process[i]),
-      # No persistent cache: a process that loads a program from it while another
-      # compiles it leaves the latter waiting for a binary that is never shared.
+      # No persistent cache: a process that loads its program from it while the other
+      # still compiles waits in the first collective past gloo's 30 s deadline.
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(4, cache=False),
       cwd=ROOT)
       for i in range(2)]
