@@ -3,12 +3,16 @@ against the device's memory (memory_stats mocked), on the tiny space."""
 
 from __future__ import annotations
 
+import re
+
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from helpers.configs import tiny_config
 from tofa_jax.model import supernet
-from tofa_jax.runtime import memory
+from tofa_jax.runtime import memory, memory_maps
 from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.space import search_space
 from tofa_jax.train import optim, programs, schemes
@@ -27,6 +31,40 @@ def test_programs_of_a_schedule_and_of_a_step():
   real = train_step.stacked(space, schedule.archs(space, 0, 0))
   assert {k: (v.shape, v.dtype) for k, v in shapes.items()} == {
       k: (v.shape, v.dtype) for k, v in real.items()}
+
+
+def _toy_step():
+  """A step-shaped program (state, batch, subnets, static resolution) that compiles in
+  milliseconds and says which resolution it was compiled for."""
+  return jax.jit(lambda state, batch, subnets, res: state * res + batch.sum()
+                 + sum(v.sum() for v in subnets.values()), static_argnums=3)
+
+
+def test_compile_all_compiles_each_program_once_on_threads():
+  space = search_space.resolve(tiny_config().model)
+  todo = [programs.Program(r, 1) for r in (32, 40, 48)]
+  lines = []
+  state, batch = jnp.float32(1.0), jnp.zeros(2, jnp.float32)
+  got = programs.compile_all(_toy_step(), state, batch, space, todo, threads=2,
+                             say=lines.append)
+  assert sorted(got) == todo
+  zeros = {k: np.zeros(v.shape, v.dtype) for k, v in programs.abstract_subnets(space, 1).items()}
+  assert [float(got[p][0](state, batch, zeros)) for p in todo] == [32.0, 40.0, 48.0]
+  assert [x for x in lines if x.startswith("compiling")] == [
+      f"compiling program {k}/3 ({r} px) ..." for k, r in ((1, 32), (2, 40), (3, 48))]
+  assert sorted(re.sub(r": .*", "", x) for x in lines if x.startswith("compiled")) == [
+      f"compiled program {k}/3 ({r} px)" for k, r in ((1, 32), (2, 40), (3, 48))]
+
+
+def test_compile_all_stops_after_the_first_when_the_rest_would_not_fit(monkeypatch):
+  monkeypatch.setattr(memory_maps, "limit", lambda: 1)  # the CPU's memory-map limit
+  space = search_space.resolve(tiny_config().model)
+  lines = []
+  with pytest.raises(ValueError, match=r"^the train step for 32 px: each compiled program "):
+    programs.compile_all(_toy_step(), jnp.float32(1.0), jnp.zeros(2, jnp.float32), space,
+                         [programs.Program(r, 1) for r in (32, 40, 48)], say=lines.append)
+  assert [x.split(":")[0] for x in lines] == ["compiling program 1/3 (32 px) ...",
+                                              "compiled program 1/3 (32 px)"]
 
 
 class _Device:

@@ -22,6 +22,7 @@ where its compiled memory fits the device (`memory.device_limit_bytes`, with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
@@ -106,7 +107,8 @@ def _say(text: str) -> None:
 
 
 def _wait(results: queue.Queue):
-  """The next (index, compiled, seconds, error), waiting in slices a signal can end."""
+  """The next (index, compiled, compile seconds, error), waiting in slices a signal can
+  end."""
   while True:
     try:
       return results.get(timeout=_POLL_S)
@@ -129,15 +131,16 @@ def compile_all(step_fn, state, batch, space: SearchSpace, todo: Sequence[Progra
   label = lambda p: f"program {numbers[p]}/{total} ({p.resolution} px)"  # noqa: E731
   jobs: queue.Queue = queue.Queue()
   results: queue.Queue = queue.Queue()
-  started: dict[int, float] = {}
+  lowering: dict[int, float] = {}  # seconds per program; its compile's come with it
 
   def work() -> None:
     while (item := jobs.get()) is not None:
       i, lowered = item
+      t = time.perf_counter()
       try:
-        results.put((i, lowered.compile(), None))
+        results.put((i, lowered.compile(), time.perf_counter() - t, None))
       except BaseException as e:  # noqa: BLE001 - re-raised on the main thread
-        results.put((i, None, e))
+        results.put((i, None, 0.0, e))
 
   for _ in range(n_threads):
     threading.Thread(target=work, name="tofa_jax-compile", daemon=True).start()
@@ -146,29 +149,34 @@ def compile_all(step_fn, state, batch, space: SearchSpace, todo: Sequence[Progra
   try:
     for i, p in enumerate(todo):
       say(f"compiling {label(p)} ...")
-      started[i] = time.perf_counter()
-      jobs.put((i, lower(step_fn, state, batch, space, p)))
+      t = time.perf_counter()
+      lowered = lower(step_fn, state, batch, space, p)
+      lowering[i] = time.perf_counter() - t
+      jobs.put((i, lowered))
       if i == 0 and maps is not None and len(todo) > 1:
-        _collect(results, todo, started, out, label, say)
+        _collect(results, todo, lowering, out, label, say)
         memory_maps.check_room(memory_maps.count() - maps, len(todo) - 1,
                                f"the train step for {p.resolution} px")
     while len(out) < len(todo):
-      _collect(results, todo, started, out, label, say)
+      _collect(results, todo, lowering, out, label, say)
   finally:
-    while not jobs.empty():  # on an error or SIGTERM, nothing more starts compiling
-      jobs.get_nowait()
+    with contextlib.suppress(queue.Empty):  # on an error or SIGTERM, nothing more starts
+      while True:
+        jobs.get_nowait()
     for _ in range(n_threads):
       jobs.put(None)  # each idle thread ends; a busy one ends after its compile
   return out
 
 
-def _collect(results, todo, started, out, label, say) -> None:
-  i, compiled, error = _wait(results)
+def _collect(results, todo, lowering, out, label, say) -> None:
+  """Waits for the next compile to end and says its lowering + compile seconds (not
+  its time queued behind other compiles) and GiB."""
+  i, compiled, seconds, error = _wait(results)
   if error is not None:
     raise error
   gib = memory.compiled_gib(compiled)
   out[todo[i]] = (compiled, gib)
-  say(f"compiled {label(todo[i])}: {time.perf_counter() - started[i]:.1f} s, {gib:.2f} GiB")
+  say(f"compiled {label(todo[i])}: {lowering[i] + seconds:.1f} s, {gib:.2f} GiB")
 
 
 def compile_run(remat: str, make_step: Callable[[str], object], state, batch,
