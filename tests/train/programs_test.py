@@ -126,7 +126,7 @@ def test_remat_auto_picks_none_where_it_fits_and_layer_elsewhere(monkeypatch):
   none_gib = memory.compiled_gib(none)
   assert (chosen, built) == ("none", ["none"])
   assert lines[2] == (f"train.remat=auto: none for program 1/1 (32 px): none needs "
-                      f"{none_gib:.2f} GiB, within 9.00 GiB (90% of the device's 10.00 GiB)")
+                      f"{none_gib:.3g} GiB, within 9 GiB (90% of the device's 10 GiB)")
   assert none_gib > layer_gib  # what layer remat is for
 
   built.clear()
@@ -134,7 +134,7 @@ def test_remat_auto_picks_none_where_it_fits_and_layer_elsewhere(monkeypatch):
   again, chosen, lines = run(limit)
   assert (chosen, built) == ("layer", ["none", "layer"])
   assert lines[2] == (f"train.remat=auto: layer for program 1/1 (32 px): none needs "
-                      f"{none_gib:.2f} GiB, over {0.9 * limit / 2**30:.2f} GiB (90% of the "
-                      f"device's {limit / 2**30:.2f} GiB)")
+                      f"{none_gib:.3g} GiB, over {0.9 * limit / 2**30:.3g} GiB (90% of the "
+                      f"device's {limit / 2**30:.3g} GiB)")
   assert lines[3:4] == ["compiling program 1/1 (32 px) ..."]  # compiled again, with layer
   assert memory.compiled_gib(again) == layer_gib

@@ -201,9 +201,9 @@ def compile_run(remat: str, make_step: Callable[[str], object], state, batch,
     gib = got[p][1]
     fits = gib <= room
     say(f"train.remat=auto: {'none' if fits else 'layer'} for program {numbers[p]}/"
-        f"{len(todo)} ({p.resolution} px): none needs {gib:.2f} GiB, "
-        f"{'within' if fits else 'over'} {room:.2f} GiB ({memory.HEADROOM:.0%} of the "
-        f"device's {limit / 2**30:.2f} GiB)")
+        f"{len(todo)} ({p.resolution} px): none needs {gib:.3g} GiB, "
+        f"{'within' if fits else 'over'} {room:.3g} GiB ({memory.HEADROOM:.0%} of the "
+        f"device's {limit / 2**30:.3g} GiB)")
     chosen[p] = "none" if fits else "layer"
     if not fits:
       over.append(p)
