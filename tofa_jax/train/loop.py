@@ -233,10 +233,14 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   t = time.perf_counter()
   batch_shapes = train_step.abstract_batch(cfg, config.train.batch_size,
                                            config.train.unlabelled_batch_size, mesh)
-  programs, _ = programs_lib.compile_run(
+  programs, remats = programs_lib.compile_run(
       config.train.remat,
       lambda r: train_step.make_train_step(model.clone(remat=r), tx, cfg, mesh, sched),
       state, batch_shapes, space, programs_lib.of_schedule(schedule, space))
+  if pcount > 1 and config.train.remat == "auto":  # each process asked its own device
+    distributed.check_processes_agree(
+        "picked other train.remat=auto settings (set train.remat=none or layer)",
+        sorted([p.resolution, p.subnets, r] for p, r in remats.items()))
   speed.exclude(time.perf_counter() - t)
 
   def program(archs):
