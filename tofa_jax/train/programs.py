@@ -96,8 +96,8 @@ def lower(step_fn, state, batch, space: SearchSpace, program: Program,
 
 
 def workers(programs: int) -> int:
-  """Compile threads: one per program, at most half the cores (XLA:CPU and LLVM use
-  more than one thread each)."""
+  """Compile threads: one per program, at most half the cores (the rest stay with the
+  main thread's lowering, the input pipeline and XLA's own threads)."""
   return max(1, min(programs, (os.cpu_count() or 2) // 2))
 
 
