@@ -34,7 +34,7 @@ sys.path.insert(0, ".")
 from tofa_jax.model import supernet  # noqa: E402
 from tofa_jax.runtime import mesh as mesh_lib  # noqa: E402
 from tofa_jax.space import search_space  # noqa: E402
-from tofa_jax.train import optim  # noqa: E402
+from tofa_jax.train import optim, programs  # noqa: E402
 from tofa_jax.train import step as train_step  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
@@ -101,7 +101,7 @@ def main(argv):
   res = train_step.image_size(config, space)
   cfg = train_step.StepConfig(variant=config.loss.variant, scheme=config.train.sampling,
                               num_random=config.train.num_random, image_size=res)
-  model = supernet.from_config(config, space, 100)
+  model = programs.model_of(config, space, 100)
   variables = supernet.init_variables(model, seed=0, resolution=res)
   tx, sched = optim.make(config.optim, 10, 1000)
   mesh = mesh_lib.make_mesh()

@@ -30,7 +30,7 @@ from tofa_jax.model import supernet  # noqa: E402
 from tofa_jax.runtime import memory  # noqa: E402
 from tofa_jax.runtime import mesh as mesh_lib  # noqa: E402
 from tofa_jax.space import search_space  # noqa: E402
-from tofa_jax.train import optim  # noqa: E402
+from tofa_jax.train import optim, programs  # noqa: E402
 from tofa_jax.train import step as train_step  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
@@ -43,7 +43,7 @@ def main(argv):
   config = _CONFIG.value
   space = search_space.resolve(config.model)
   cfg = train_step.step_config(config, space)
-  model = supernet.from_config(config, space, _CLASSES.value)
+  model = programs.model_of(config, space, _CLASSES.value)
   tx, _ = optim.make(config.optim, 100, int(config.train.steps))
   mesh = mesh_lib.make_mesh()
   step = train_step.make_train_step(model, tx, cfg, mesh)

@@ -97,9 +97,10 @@ def get_config() -> ml_collections.ConfigDict:
   # kernel, + depth, + width) and the subnets each step trains in each.
   c.train.ps_phases = (0.25, 0.25, 0.25, 0.25)
   c.train.ps_subnets = (1, 1, 2, 4)
-  # none | scan | layer (docs/benchmarks.md, memory table) | auto (none where its compiled
-  # memory fits the device's, else layer)
-  c.train.remat = "layer"
+  # none | scan | layer (docs/benchmarks.md, memory table) | auto: per program, none where
+  # its compiled memory fits 90% of the device's, else layer; layer on a CPU, which
+  # reports no memory limit (train/programs.py)
+  c.train.remat = "auto"
   c.train.log_every = 50
   c.train.checkpoint_every = 500
   c.train.eval_every = 2_000

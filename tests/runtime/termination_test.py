@@ -60,7 +60,7 @@ def test_sigterm_while_the_step_compiles_exits_at_once_and_saves_nothing(tmp_pat
                           env=_env(cache=False), cwd=ROOT)  # a real compile to interrupt
   try:
     for line in proc.stdout:
-      if line.startswith("compiling the train step"):
+      if line.startswith("compiling program"):
         break
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=EXIT_WITHIN_S)

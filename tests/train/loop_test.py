@@ -19,7 +19,7 @@ from helpers.paths import ROOT
 from tofa_jax.data import datasets
 from tofa_jax.model import supernet
 from tofa_jax.space import sampling, search_space
-from tofa_jax.train import checkpointing, evaluator, loop, step_log
+from tofa_jax.train import checkpointing, evaluator, loop, programs, step_log
 from tofa_jax.train import metrics as metrics_lib
 
 
@@ -85,12 +85,16 @@ def test_elastic_resolution_trains_every_resolution_with_one_program_each(tmp_pa
   assert all(len(set(r[1:])) == 1 for r in steps)  # one draw per step
   drawn = {r[-1] for r in steps}
   assert drawn == {32, 40}  # both resolutions trained within 6 steps (seed 0)
-  out = capsys.readouterr().out
-  compiles = [x for x in out.splitlines() if x.startswith("compiling the train step for")]
-  # One program per drawn resolution, compiled when first drawn: at most R + 1.
-  assert sorted(compiles) == [
-      f"compiling the train step for {r} px (random subnets; max 40 px, min 32 px) ..."
-      for r in sorted(drawn)]
+  out = capsys.readouterr().out.splitlines()
+  # One program per resolution, all compiled before step 1 (CPU: remat layer, no 'none').
+  first_step = next(i for i, x in enumerate(out) if x.startswith("step "))
+  assert [x for x in out[:first_step] if x.startswith(("compiling", "train.remat"))] == [
+      "train.remat=auto: layer (the cpu backend reports no memory limit, so none is not "
+      "compiled)",
+      "compiling program 1/2 (32 px) ...", "compiling program 2/2 (40 px) ..."]
+  assert sorted(x.split(":")[0] for x in out if x.startswith("compiled program")) == [
+      "compiled program 1/2 (32 px)", "compiled program 2/2 (40 px)"]
+  assert not [x for x in out[first_step:] if x.startswith("compil")]
 
 
 def test_single_mode_trains_and_evaluates_only_its_arch(tmp_path, capsys):
@@ -106,12 +110,11 @@ def test_single_mode_trains_and_evaluates_only_its_arch(tmp_path, capsys):
   assert out[:2] == ["loading data (50 labelled, 0 unlabelled; digits, 10 classes, at 32 px)",
                      "an epoch is 7 steps (50 labelled training images, 8 per step); 0 "
                      "warm-up steps"]
-  assert [x for x in out if x.startswith("compiling")] == [
-      "compiling the train step for 32 px ..."]
+  assert [x for x in out if x.startswith("compiling")] == ["compiling program 1/1 (32 px) ..."]
   space = search_space.resolve(cfg.model)
   with open(os.path.join(workdir, "subnets.jsonl")) as f:
     assert [json.loads(x)["archs"] for x in f] == [[sampling.min_arch(space).to_dict(True)]] * 2
-  model = supernet.from_config(cfg, space, 10)
+  model = programs.model_of(cfg, space, 10)
   before = supernet.init_variables(model, seed=cfg.seed, resolution=32)["params"]
   after = _restore_state(workdir, 2)["params"]
   moved = collections.defaultdict(list)  # layer -> whether each of its leaves moved

@@ -7,6 +7,8 @@ for `train.steps` steps with on-device augmentation, the subnets of
 record Omega, periodic checkpoints (resumed automatically from `workdir`),
 TensorBoard metrics and evaluation of the max and min subnets (single: the arch)
 after BN recalibration. Epochs (warm-up, per-epoch schemes) are `epochs.py`'s.
+Every train program the schedule can take (one per resolution and number of subnets)
+compiles before step 1, where `train.remat=auto` is resolved per program (`programs.py`).
 
 The loop never waits on the device between log steps: metrics stay on device
 (`metrics.StepMetrics`), the next batch is placed and augmented while the step
@@ -37,8 +39,6 @@ from tofa_jax.model import supernet
 from tofa_jax.runtime import (
     compilation_cache,
     distributed,
-    memory,
-    memory_maps,
     saved_config,
     termination,
     workdir_lock,
@@ -56,6 +56,7 @@ from tofa_jax.train import (
     subnet_record,
 )
 from tofa_jax.train import metrics as metrics_lib
+from tofa_jax.train import programs as programs_lib
 from tofa_jax.train import step as train_step
 from tofa_jax.train.evaluator import Evaluator
 from tofa_jax.weights import named_starts, pretrained
@@ -103,28 +104,6 @@ def _check(config, data: loading.Data, cfg: train_step.StepConfig, space) -> Non
     if len(data.unlabelled_idx) == 0:
       raise ValueError(f"loss.variant={cfg.variant!r} needs unlabelled data, but all training "
                        "data is labelled; use loss.variant='lab' (fully labelled mode)")
-
-
-def _compile(step_fn, state, space, cfg: train_step.StepConfig, config, mesh, archs):
-  """The step program for `archs` (its resolution and number of subnets), compiled
-  ahead of its first batch (or loaded from JAX's persistent cache); prints its compile
-  time and the device memory one step needs (XLA's memory analysis)."""
-  resolution = train_step.step_resolution(archs)
-  what = f"the train step for {resolution} px"
-  if cfg.teacher and len(space.resolutions) > 1:
-    what += (f" (random subnets; max {max(space.resolutions)} px, "
-             f"min {min(space.resolutions)} px)")
-  elif not cfg.teacher and len(archs) > 1:
-    what += f" ({len(archs)} subnets)"
-  _say(f"compiling {what} ...")
-  start = time.perf_counter()
-  subnets = train_step.stacked(space, archs)
-  batch = train_step.abstract_batch(cfg, config.train.batch_size,
-                                    config.train.unlabelled_batch_size, mesh)
-  compiled = step_fn.lower(state, batch, subnets, resolution).compile()
-  _say(f"compiled {what}: {time.perf_counter() - start:.1f} s, "
-       f"{memory.compiled_gib(compiled):.2f} GiB")
-  return compiled
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
@@ -177,7 +156,7 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   run_identity.check_or_record(workdir, run_identity.of(config, num_classes),
                                resuming=ckpt.latest_step() is not None,
                                write=jax.process_index() == 0)
-  model = supernet.from_config(config, space, num_classes)
+  model = programs_lib.model_of(config, space, num_classes)  # train.remat=auto: see compile_run
   variables = termination.interruptible(lambda: supernet.init_variables(
       model, seed=config.seed, resolution=cfg.image_size))
   mean, std = pretrained.normalization(config)
@@ -193,7 +172,6 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   total = int(config.train.steps)
   tx, sched = optim.make(config.optim, epoch.steps, total)
   mesh = mesh_lib.make_mesh()
-  step_fn = train_step.make_train_step(model, tx, cfg, mesh, sched)
   batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
   aug_cfg = augment.AugmentConfig(**config.augment)
 
@@ -249,22 +227,26 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
     _say(f"resumed from step {start} of {total}")
     if sigterm is not None:
       sigterm.nothing_new = f"the newest checkpoint is step {start}, in {ckpt.directory}"
-  programs = {}  # (resolution, number of subnets) -> compiled step: one each
   speed = metrics_lib.Throughput(start, total, config.train.batch_size + (
       config.train.unlabelled_batch_size if cfg.uses_unlabelled else 0))
-
-  possible = len(schedule.programs(space))
+  # Every program before step 1: none compiles mid-run when its resolution is drawn.
+  t = time.perf_counter()
+  batch_shapes = train_step.abstract_batch(cfg, config.train.batch_size,
+                                           config.train.unlabelled_batch_size, mesh)
+  programs, remats = programs_lib.compile_run(
+      config.train.remat,
+      lambda r: train_step.make_train_step(model.clone(remat=r), tx, cfg, mesh, sched),
+      state, batch_shapes, space, programs_lib.of_schedule(schedule, space))
+  if pcount > 1 and config.train.remat == "auto":  # each process asked its own device
+    distributed.check_processes_agree(
+        "picked other train.remat=auto settings (set train.remat=none or layer)",
+        sorted([p.resolution, p.subnets, r] for p, r in remats.items()))
+  speed.exclude(time.perf_counter() - t)
 
   def program(archs):
-    key = (train_step.step_resolution(archs), len(archs))
-    if key not in programs:
-      t, maps = time.perf_counter(), memory_maps.count()
-      programs[key] = termination.interruptible(lambda: _compile(
-          step_fn, state, space, cfg, config, mesh, archs))
-      speed.exclude(time.perf_counter() - t)
-      if jax.default_backend() == "cpu" and maps is not None:
-        memory_maps.check_room(memory_maps.count() - maps, possible - len(programs),
-                               f"the train step for {key[0]} px")
+    key = programs_lib.of_archs(archs)
+    if key not in programs:  # a bug: Schedule.programs must list every step's program
+      raise RuntimeError(f"no compiled train step for {key}; compiled: {sorted(programs)}")
     return programs[key]
 
   aug_key = jax.random.PRNGKey(config.seed + 7)
