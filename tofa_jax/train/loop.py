@@ -268,7 +268,8 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
 
   writer = metrics_lib.Writer(workdir, enabled=pid == 0, log=metrics_log)
   step_metrics = metrics_lib.StepMetrics(start)
-  evaluator = Evaluator(config, model, space, data, plain_view, batch_sharding)
+  evaluator = Evaluator(config, model, space, data, plain_view, batch_sharding,
+                        workdir=workdir)
   multi = pcount > 1
   stop_at = int(config.train.get("stop_after_steps", -1))
   every = lambda n, i: bool(n) and i % n == 0  # noqa: E731
