@@ -3,10 +3,11 @@
 `make_train_step` returns `step(state, batch, subnets, resolution) -> (state,
 metrics)`, jitted over a device mesh with the batch sharded on its `data` axis and
 the state replicated, so the same code runs on 1 or N devices. The forward and
-backward passes run per device under `shard_map`: BatchNorm moments and dropout
-masks span the global batch, and each device's gradient stays local until one
-all-reduce per step (a `pmean` after the last subnet); the optimiser update then
-runs replicated.
+backward passes run per device under `shard_map`: dropout masks, and BatchNorm
+moments with `model.bn_sync='global'`, span the global batch ('device': each
+device's own, their running statistics averaged at the end), and each device's
+gradient stays local until one all-reduce per step (a `pmean` after the last
+subnet, one flat vector per dtype); the optimiser update then runs replicated.
 
 Elastic resolution: batches arrive at one size (`StepConfig.image_size`, the
 largest training resolution by default) and each subnet's input is rescaled on
