@@ -65,7 +65,8 @@ def test_masked_equals_extracted_real_spaces(name):
 
 
 def _logits_loss_grads_stats(model, variables, x, labels, arrays):
-  """Eval logits, and train logits, loss, parameter gradient and new BN statistics."""
+  """Train-mode logits, loss, parameter gradient and new BN statistics (eval mode
+  differs only inside BN, which both paths share)."""
   def loss(params):
     logits, new = model.apply({**variables, "params": params}, x, arrays, train=True,
                               mutable=("batch_stats",))
@@ -73,10 +74,13 @@ def _logits_loss_grads_stats(model, variables, x, labels, arrays):
     return ce, (logits, new["batch_stats"])
 
   (ce, (logits, stats)), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
-  return model.apply(variables, x, arrays, train=False), logits, ce, grads, stats
+  return logits, ce, grads, stats
 
 
-@pytest.mark.parametrize("name", TINY)
+# Seconds measured on the shared 2 cores, a fresh compilation cache.
+@pytest.mark.parametrize("name", [pytest.param("tiny", marks=pytest.mark.heavy(55)),
+                                  pytest.param("tiny_ofa", marks=pytest.mark.heavy(82)),
+                                  pytest.param("tiny_lite", marks=pytest.mark.heavy(33))])
 def test_conditional_equals_pure_masking(name):
   """lax.cond/switch (model.conditional=on) and masks (off): the same logits, loss,
   gradients and BN statistics, for subnets that skip layers and pick smaller
