@@ -27,8 +27,10 @@ def get_config() -> ml_collections.ConfigDict:
   # every subnet costs the max, no control flow), auto (off on GPU, where XLA copies each
   # conditional's predicate to the host; on elsewhere). docs/training.md.
   c.model.conditional = "auto"
-  # BatchNorm statistics in a data-parallel step: global (synchronised over every device;
-  # N devices compute what one would) | device (per device, as PyTorch DDP without SyncBN).
+  # BatchNorm statistics in a data-parallel step: global (synchronised over every device,
+  # one all-reduce per BN and pass; N devices compute what one would) | device (per device,
+  # no collective in BN, as PyTorch DDP without SyncBN; running statistics averaged over
+  # devices once per step). docs/training.md says when each fits.
   c.model.bn_sync = "global"
 
   c.init = ml_collections.ConfigDict()

@@ -100,3 +100,29 @@ def test_dtype_names():
   with pytest.raises(ValueError, match=r"model.dtype='fp16' is unknown; choose one of "
                                        r"\['float32', 'bfloat16', 'auto'\]"):
     supernet.resolve_dtype("fp16")
+
+
+@pytest.mark.parametrize("platform,capability,want", [
+    ("tpu", None, jnp.bfloat16),
+    ("gpu", "9.0", jnp.bfloat16),  # H100
+    ("gpu", "8.0", jnp.bfloat16),  # A100
+    ("gpu", "8.6", jnp.bfloat16),
+    ("gpu", "12.0", jnp.bfloat16),
+    ("gpu", "7.5", jnp.float32),  # T4
+    ("gpu", "7.0", jnp.float32),  # V100
+    ("gpu", "gfx942", jnp.bfloat16),  # MI300 (ROCm names the architecture)
+    ("gpu", "gfx90a:sramecc+:xnack-", jnp.bfloat16),  # MI250
+    ("gpu", "gfx1100", jnp.float32),
+    ("cpu", None, jnp.float32),
+])
+def test_auto_dtype_is_bf16_only_where_the_device_computes_it(monkeypatch, platform,
+                                                              capability, want):
+  class Device:
+    def __init__(self):
+      self.platform = platform
+      if capability is not None:
+        self.compute_capability = capability
+
+  monkeypatch.setattr(jax, "devices", lambda *a: [Device()])
+  assert supernet.resolve_dtype("auto") == want
+  assert supernet.resolve_dtype("float32") == jnp.float32

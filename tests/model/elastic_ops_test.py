@@ -1,5 +1,7 @@
 """Hand-written derivatives and the BatchNorm of `elastic_ops` against plain references."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,3 +48,54 @@ def test_batch_norm_matches_the_two_pass_formula_on_active_channels():
   np.testing.assert_allclose(y_eval, ref, atol=1e-5)
   np.testing.assert_array_equal(same_mean, m)
   np.testing.assert_array_equal(same_var, v)
+
+
+def _count(jaxpr, name):
+  n = 0
+  for eqn in jaxpr.eqns:
+    n += eqn.primitive.name == name
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      n += _count(sub, name)
+  return n
+
+
+def test_synchronised_batch_norm_is_one_all_reduce_each_way_and_exact():
+  """Over a named axis (vmap stands in for shard_map), BN reduces its two moments in
+  one psum, and the backward in one more; values and gradients equal one BN over
+  the whole batch."""
+  x = jax.random.normal(jax.random.key(0), (4, 3, 3, 3, 6)) * 2.0 + 0.7
+  scale, bias = jnp.linspace(0.5, 1.5, 6), jnp.linspace(-1.0, 1.0, 6)
+  mean, var, mask = jnp.full(6, 0.3), jnp.ones(6), ops.channel_mask(5, 6)
+  w = jax.random.normal(jax.random.key(1), x.shape)
+
+  def loss(x, scale, w, axis_name):
+    y, m, v = ops.batch_norm(x, scale, bias, mean, var, mask=mask, train=True, momentum=0.9,
+                             eps=1e-5, axis_name=axis_name)
+    return jnp.sum(jnp.sin(y) * w), (m, v)
+
+  grad = jax.value_and_grad(loss, (0, 1), has_aux=True)
+  split = jax.vmap(functools.partial(grad, axis_name="d"), (0, None, 0), axis_name="d")
+  forward = jax.make_jaxpr(jax.vmap(functools.partial(loss, axis_name="d"), (0, None, 0),
+                                    axis_name="d"))(x, scale, w)
+  assert _count(forward.jaxpr, "psum") == 1
+  assert _count(jax.make_jaxpr(split)(x, scale, w).jaxpr, "psum") == 2
+  (_, (m8, v8)), (dx8, dscale8) = split(x, scale, w)
+  (_, (m1, v1)), (dx1, dscale1) = grad(x.reshape(12, 3, 3, 6), scale, w.reshape(12, 3, 3, 6),
+                                       None)
+  np.testing.assert_allclose(m8[0], m1, atol=1e-6)
+  np.testing.assert_allclose(v8[0], v1, atol=1e-6)
+  np.testing.assert_allclose(dx8.reshape(dx1.shape), dx1, atol=1e-5)
+  np.testing.assert_allclose(dscale8.sum(0), dscale1, atol=1e-5)
+
+
+@pytest.mark.parametrize("offset,bound", [(0.0, 3e-7), (3.0, 3e-6), (10.0, 5e-5), (40.0, 1e-3)])
+def test_batch_variance_f32_error_about_the_running_mean(offset, bound):
+  """The shifted one-pass variance (shift: the running mean, 0 here) against a
+  float64 two-pass reference, for a batch mean `offset` std away from the shift:
+  the accuracy stated in `batch_norm`'s docstring."""
+  x = np.random.default_rng(0).standard_normal((16, 14, 14, 8)).astype(np.float32) + offset
+  _, _, new_var = ops.batch_norm(jnp.asarray(x), jnp.ones(8), jnp.zeros(8), jnp.zeros(8),
+                                 jnp.ones(8), mask=jnp.ones(8), train=True, momentum=0.0,
+                                 eps=1e-5)
+  want = x.astype(np.float64).var((0, 1, 2))
+  assert np.max(np.abs(np.asarray(new_var) - want) / want) < bound

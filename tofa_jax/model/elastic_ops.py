@@ -90,21 +90,36 @@ def batch_norm(x: Array, scale: Array, bias: Array, mean: Array, var: Array, *,
   output has `x.dtype`. Inside `shard_map` over `axis_name`, the moments span the
   global batch (synchronised BN), so N devices compute what one would.
 
+  The two moments are taken about a shift s, the running mean (a constant to
+  autodiff), as one vector [E[x - s], E[(x - s)^2]]: one all-reduce per call
+  over `axis_name`, and one for its transpose in the backward pass. Then
+  var = E[(x - s)^2] - E[x - s]^2, the same value in exact arithmetic, and the
+  gradients are those of the two-pass formula. In f32 the cancellation loses
+  about ((mean - s) / std)^2 ulps of the variance: measured over 3,136 values a
+  channel, the relative error is 1e-7 (the two-pass figure) with s at the batch
+  mean, 1.4e-6 at 3 std off, 2e-5 at 10 and 4e-4 at 40
+  (tests/model/elastic_ops_test.py). The running mean tracks the batch mean,
+  so only a fresh or badly stale running mean costs digits.
+
   Returns:
     (y, new_mean, new_var); the statistics are unchanged when not training.
   """
   axes = tuple(range(x.ndim - 1))
   dt = x.dtype
   if train:
-    b_mean = jnp.mean(x, axes, dtype=jnp.float32)
+    shift = jax.lax.stop_gradient(mean).astype(dt)
+    # The moments and the output both read x - s (the output less a
+    # per-channel constant, an elementwise op XLA fuses), so a backward pass
+    # keeps one image-sized tensor per BN, not also x.
+    shifted = x - shift
+    wide = shifted.astype(jnp.float32)
+    moments = jnp.concatenate([jnp.mean(wide, axes), jnp.mean(jnp.square(wide), axes)])
     if axis_name is not None:
-      b_mean = jax.lax.pmean(b_mean, axis_name)
-    # One centred tensor serves the variance and the output, so a backward pass
-    # keeps it alone rather than both x and x - mean.
-    centred = x - b_mean.astype(dt)
-    b_var = jnp.mean(jnp.square(centred.astype(jnp.float32)), axes)
-    if axis_name is not None:
-      b_var = jax.lax.pmean(b_var, axis_name)
+      moments = jax.lax.pmean(moments, axis_name)
+    offset, second = jnp.split(moments, 2)
+    b_mean = shift.astype(jnp.float32) + offset
+    b_var = jnp.maximum(second - jnp.square(offset), 0.0)
+    centred = shifted - offset.astype(dt)
     new_mean = jnp.where(mask > 0, momentum * mean + (1 - momentum) * b_mean, mean)
     new_var = jnp.where(mask > 0, momentum * var + (1 - momentum) * b_var, var)
   else:

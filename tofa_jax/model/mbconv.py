@@ -76,7 +76,8 @@ class MBLayer:
     can_skip: the layer is inactive for some depth choice.
     shortcut: 'identity' or 'attentive'.
     axis_name: the mesh axis the batch is split over when run inside
-      `shard_map` (BN moments and drop-connect masks span it), else None.
+      `shard_map` (drop-connect masks span it), else None.
+    bn_axis_name: the axis BN moments span (None: each device's own batch).
   """
 
   in_widths: tuple[int, ...]
@@ -91,6 +92,7 @@ class MBLayer:
   conditional: bool
   kernel_transform: bool = False
   axis_name: str | None = None
+  bn_axis_name: str | None = None
 
   @property
   def stride(self) -> int:
@@ -168,7 +170,7 @@ class MBLayer:
     dt = x.dtype
     out_max = max(st.widths)
     norm = functools.partial(bn, train=train, momentum=self.bn_momentum, eps=self.bn_eps,
-                             axis_name=self.axis_name)
+                             axis_name=self.bn_axis_name)
     new_s = {}
     if "expand" in p:
       mid = ops.make_divisible(jnp.round(c_in.astype(jnp.float32) * expand))

@@ -125,7 +125,11 @@ class Supernet(nn.Module):
     dtype: activations and convolutions; parameters, BN statistics, pooled
       features and logits stay f32.
     axis_name: the mesh axis the batch is split over when applied inside
-      `shard_map`: BN moments and dropout masks then span the global batch.
+      `shard_map`: dropout masks, and with bn_sync 'global' BN moments, then
+      span the global batch.
+    bn_sync: 'global' (BN moments over `axis_name`: N devices compute what one
+      would) or 'device' (each device's own batch, no collective inside BN, as
+      PyTorch DDP without SyncBN).
   """
 
   space: SearchSpace
@@ -138,11 +142,20 @@ class Supernet(nn.Module):
   remat: str = "none"
   dtype: Any = jnp.float32
   axis_name: str | None = None
+  bn_sync: str = "global"
 
   def __post_init__(self):
     if self.remat not in REMAT:
       raise ValueError(f"train.remat={self.remat!r} is unknown; choose one of {list(REMAT)}")
+    if self.bn_sync not in ops.BN_SYNC:
+      raise ValueError(f"model.bn_sync={self.bn_sync!r} is unknown; choose one of "
+                       f"{list(ops.BN_SYNC)}")
     super().__post_init__()
+
+  @property
+  def bn_axis_name(self) -> str | None:
+    """The axis BN moments span: `axis_name` when synchronised, else none."""
+    return self.axis_name if self.bn_sync == "global" else None
 
   @nn.compact
   def __call__(self, images: Array, arch: dict[str, Array], *, train: bool,
@@ -164,14 +177,15 @@ class Supernet(nn.Module):
                                          images.shape[3]), method="bicubic")
     width = arch["width"]
     x = ConvBN(3, max(sp.stem_widths), 3, 2, sp.stem_act, sp.padding, self.bn_momentum,
-               sp.bn_eps, self.axis_name, name="stem")(images.astype(self.dtype), width[0], train)
+               sp.bn_eps, self.bn_axis_name, name="stem")(images.astype(self.dtype), width[0],
+                                                          train)
     in_widths, c_in = sp.stem_widths, width[0]
     layer_idx = 0
     for s, st in enumerate(sp.stages):
       x = self._stage(s, x, in_widths, c_in, arch, layer_idx, train, rows)
       layer_idx += st.max_depth
       in_widths, c_in = st.widths, width[s + 1]
-    features = Head(sp, self.bn_momentum, self.axis_name, name="head")(x, c_in, width[-1],
+    features = Head(sp, self.bn_momentum, self.bn_axis_name, name="head")(x, c_in, width[-1],
                                                                        train)
     if train and self.dropout_rate > 0:
       keep = 1.0 - self.dropout_rate
@@ -187,7 +201,8 @@ class Supernet(nn.Module):
         in_widths=in_widths, stage=st, first=first, can_skip=can_skip, shortcut=sp.shortcut,
         padding=sp.padding, bn_momentum=self.bn_momentum, bn_eps=sp.bn_eps,
         depthwise_impl=self.depthwise_impl, conditional=self.conditional,
-        kernel_transform=sp.kernel_transform, axis_name=self.axis_name)
+        kernel_transform=sp.kernel_transform, axis_name=self.axis_name,
+        bn_axis_name=self.bn_axis_name)
 
   def _stage(self, s: int, x: Array, in_widths: tuple[int, ...], c_in: Array,
              arch: dict[str, Array], layer_idx: int, train: bool, rows: Array | None
@@ -310,15 +325,49 @@ def init_variables(model: Supernet, seed: int = 0, resolution: int | None = None
 
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+GPU_BACKENDS = ("gpu", "cuda", "rocm")
+# AMD GPUs with bf16 matrix units (MI100, MI200, MI300, MI350); ROCm names the
+# architecture where CUDA gives a compute capability.
+ROCM_BF16_ARCHS = ("gfx908", "gfx90a", "gfx940", "gfx941", "gfx942", "gfx950")
+
+
+def native_bf16(device) -> bool:
+  """Whether `device` computes bf16 natively: a TPU, an NVIDIA GPU of compute
+  capability 8.0 or more (Ampere on), or an AMD GPU in ROCM_BF16_ARCHS. Elsewhere
+  (CPU, T4, V100) XLA emulates bf16 in f32 at a cost, so f32 is the faster choice."""
+  if device.platform == "tpu":
+    return True
+  if device.platform not in GPU_BACKENDS:
+    return False
+  capability = str(getattr(device, "compute_capability", ""))
+  if capability.startswith("gfx"):
+    return capability.split(":")[0] in ROCM_BF16_ARCHS
+  try:
+    major = int(capability.split(".")[0])
+  except ValueError:
+    return False
+  return major >= 8
 
 
 def resolve_dtype(name: str) -> Any:
-  """`model.dtype`: float32, bfloat16, or auto (bf16 on GPU/TPU, f32 on CPU)."""
+  """`model.dtype`: float32, bfloat16, or auto (bf16 where `native_bf16` holds for
+  the first device, else f32)."""
   if name == "auto":
-    return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+    return jnp.bfloat16 if native_bf16(jax.devices()[0]) else jnp.float32
   if name not in DTYPES:
     raise ValueError(f"model.dtype={name!r} is unknown; choose one of {[*DTYPES, 'auto']}")
   return DTYPES[name]
+
+
+def resolve_conditional(mode: str) -> bool:
+  """`model.conditional`: on (lax.cond/switch), off (masks) or auto: off on GPU,
+  where XLA copies each conditional's predicate to the host and waits for the
+  stream, on elsewhere (TPUs and CPUs branch without a host round-trip)."""
+  if mode not in CONDITIONAL:
+    raise ValueError(f"model.conditional={mode!r} is unknown; choose one of {list(CONDITIONAL)}")
+  if mode == "auto":
+    return jax.default_backend() not in GPU_BACKENDS
+  return mode == "on"
 
 
 def from_config(config, space: SearchSpace, num_classes: int) -> Supernet:
@@ -327,4 +376,6 @@ def from_config(config, space: SearchSpace, num_classes: int) -> Supernet:
                   dropout_rate=config.model.dropout_rate,
                   drop_connect_rate=config.model.drop_connect_rate,
                   depthwise_impl=config.model.depthwise_impl,
+                  conditional=resolve_conditional(config.model.conditional),
+                  bn_sync=config.model.bn_sync,
                   remat=config.train.remat, dtype=resolve_dtype(config.model.dtype))
