@@ -72,7 +72,8 @@ def for_platform(config, platform: str) -> list[str]:
   off_cpu = platform != "cpu"
   rules = {("model", "depthwise_impl"): "lax" if off_cpu else "shift",
            ("model", "dtype"): "bfloat16" if off_cpu else "float32",
-           ("model", "conditional"): "off" if platform in ("cuda", "rocm") else "on",
+           ("model", "conditional"): ("on" if supernet.resolve_conditional("auto", platform)
+                                      else "off"),
            ("train", "remat"): "layer"}
   said = []
   for (group, key), value in rules.items():

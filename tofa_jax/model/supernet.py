@@ -359,14 +359,15 @@ def resolve_dtype(name: str) -> Any:
   return DTYPES[name]
 
 
-def resolve_conditional(mode: str) -> bool:
+def resolve_conditional(mode: str, backend: str | None = None) -> bool:
   """`model.conditional`: on (lax.cond/switch), off (masks) or auto: off on GPU,
   where XLA copies each conditional's predicate to the host and waits for the
-  stream, on elsewhere (TPUs and CPUs branch without a host round-trip)."""
+  stream, on elsewhere (TPUs and CPUs branch without a host round-trip).
+  `backend` (cpu, cuda, rocm, tpu, ...) defaults to JAX's default backend."""
   if mode not in CONDITIONAL:
     raise ValueError(f"model.conditional={mode!r} is unknown; choose one of {list(CONDITIONAL)}")
   if mode == "auto":
-    return jax.default_backend() not in GPU_BACKENDS
+    return (backend or jax.default_backend()) not in GPU_BACKENDS
   return mode == "on"
 
 
