@@ -256,16 +256,18 @@ def test_from_config_reads_conditional_and_bn_sync():
   from helpers.configs import tiny_config
 
   space = get_space("tiny")
-  model = supernet.from_config(tiny_config(), space, 10)
+  # train.remat=auto is the train loop's to resolve (per program, from the device's memory).
+  config = lambda **kw: tiny_config(**{"train.remat": "layer", **kw})  # noqa: E731
+  model = supernet.from_config(config(), space, 10)
   assert (model.conditional, model.bn_sync) == (True, "global")  # auto on this CPU
-  model = supernet.from_config(tiny_config(**{"model.conditional": "off",
-                                              "model.bn_sync": "device"}), space, 10)
+  model = supernet.from_config(config(**{"model.conditional": "off",
+                                         "model.bn_sync": "device"}), space, 10)
   assert (model.conditional, model.bn_sync) == (False, "device")
   assert model.clone(axis_name="data").bn_axis_name is None
   assert model.clone(axis_name="data", bn_sync="global").bn_axis_name == "data"
   with pytest.raises(ValueError, match=r"model.conditional='yes' is unknown; choose one of "
                                        r"\['auto', 'on', 'off'\]"):
-    supernet.from_config(tiny_config(**{"model.conditional": "yes"}), space, 10)
+    supernet.from_config(config(**{"model.conditional": "yes"}), space, 10)
   with pytest.raises(ValueError, match=r"model.bn_sync='local' is unknown; choose one of "
                                        r"\['global', 'device'\]"):
     supernet.build(space, 10, bn_sync="local")
