@@ -6,7 +6,8 @@ The aircraft config's unlabelled batch is 32 images at its loading size, 320 px;
 step augments it once strongly (weak + AutoAugment, `augment.strong`). For each size
 this prints, on the default backend, one line per program:
 
-  program=<autoaugment|strong|weak> size=<px> batch=<n> images_per_s=<x> compile_s=<s>
+  program=<autoaugment|strong|weak> size=<px> batch=<n> images_per_s=<x>
+      cpu_ms_per_image=<ms> gflop=<x> gb_accessed=<x> compile_s=<s>
 
 `autoaugment` is the policy alone on float images in [0, 1] (vmapped
 `autoaugment.autoaugment_one`), `strong` the full strong view from uint8, `weak` the weak
@@ -35,16 +36,25 @@ def _programs(cfg: augment.AugmentConfig) -> dict:
           "weak": jax.jit(lambda k, x: augment.weak(k, x, cfg))}
 
 
-def measure(fn, images: jax.Array, repeats: int) -> tuple[float, float]:
-  """(compile + first call seconds, images/s over `repeats` calls with fresh keys)."""
+def measure(fn, images: jax.Array, repeats: int) -> dict[str, float]:
+  """Compile + first call seconds; images/s and CPU ms per image over `repeats` calls
+  with fresh keys (CPU time counts every thread of this process: on a shared host it
+  moves less than wall time); XLA's cost analysis of the program (GFLOP, GB accessed)."""
   start = time.perf_counter()
+  cost = fn.lower(jax.random.PRNGKey(0), images).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
   jax.block_until_ready(fn(jax.random.PRNGKey(0), images))
   compile_s = time.perf_counter() - start
-  start = time.perf_counter()
+  start, cpu = time.perf_counter(), time.process_time()
   for i in range(repeats):
     out = fn(jax.random.PRNGKey(i + 1), images)
   jax.block_until_ready(out)
-  return compile_s, repeats * images.shape[0] / (time.perf_counter() - start)
+  n = repeats * images.shape[0]
+  return {"images_per_s": n / (time.perf_counter() - start),
+          "cpu_ms_per_image": 1000 * (time.process_time() - cpu) / n,
+          "gflop": cost.get("flops", float("nan")) / 1e9,
+          "gb_accessed": cost.get("bytes accessed", float("nan")) / 1e9,
+          "compile_s": compile_s}
 
 
 def main() -> None:
@@ -64,9 +74,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = jax.device_put(rng.integers(0, 256, (a.batch, size, size, 3), dtype=np.uint8))
     for name in names:
-      compile_s, rate = measure(programs[name], images, a.repeats)
-      print(f"program={name} size={size} batch={a.batch} images_per_s={rate:.1f} "
-            f"compile_s={compile_s:.1f}", flush=True)
+      figures = " ".join(f"{k}={v:.4g}" for k, v in measure(programs[name], images,
+                                                              a.repeats).items())
+      print(f"program={name} size={size} batch={a.batch} {figures}", flush=True)
 
 
 if __name__ == "__main__":
