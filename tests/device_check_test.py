@@ -26,14 +26,15 @@ def _expected() -> list[str]:
   return keys
 
 
-@pytest.mark.heavy(400)
+@pytest.mark.heavy(420)
 def test_smoke_prints_every_figure_once_as_a_number():
-  # --budget: the script's own 280 s bounds a quiet 2-core machine; a busy one gets
-  # more rather than `=error` figures.
-  r = subprocess.run(["bash", SCRIPT, "--smoke", "--budget=900"], capture_output=True,
-                     text=True, cwd=ROOT, timeout=1200)
+  # --budget: the script's own 290 s is for a quiet 2-core machine (about 460 s of CPU,
+  # two parts at a time); a shared one gets more time rather than `=error` figures.
+  r = subprocess.run(["bash", SCRIPT, "--smoke", "--budget=1500"], capture_output=True,
+                     text=True, cwd=ROOT, timeout=1800)
   assert r.returncode == 0, r.stderr[-2000:]
   lines = [ln for ln in r.stdout.splitlines() if "=" in ln and not ln.startswith("#")]
+  assert not [ln for ln in lines if ln.endswith("=error")], r.stdout
   pairs = [ln.split("=", 1) for ln in lines]
   counts = collections.Counter(k for k, _ in pairs)
   values = dict(pairs)
@@ -45,7 +46,6 @@ def test_smoke_prints_every_figure_once_as_a_number():
   assert values["backend"] == "cpu"
   if not os.path.exists(os.path.join(ROOT, "benchmarks", "input_pipeline.py")):
     assert values["input"] == "missing"
-  assert not [ln for ln in lines if ln.endswith("=error")], r.stdout
 
 
 def test_bad_arguments_are_named():
