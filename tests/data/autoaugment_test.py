@@ -3,6 +3,7 @@
 The ops themselves are checked against PIL in pil_ops_test.py.
 """
 
+import functools
 import itertools
 
 import jax
@@ -92,3 +93,64 @@ def test_every_output_is_one_the_policy_can_make():
   distinct = {np.round(o, 4).tobytes() for o in outs}
   assert len(distinct) >= 8  # keys give different sub-policies and draws
   assert float(outs.min()) >= 0.0 and float(outs.max()) <= 1.0
+
+
+def _switch_one(key, img, policy=POLICY):
+  """Reference: the policy with `lax.switch` over the per-op functions (`apply_op`),
+  drawing as `autoaugment_one` does (its implementation before one op per image)."""
+  index, prob, magnitude, signed = (jnp.asarray(a) for a in autoaugment.policy_arrays(policy))
+  branches = tuple(functools.partial(autoaugment.apply_op, name) for name in autoaugment.OPS)
+  k_sub, k_apply, k_sign = jax.random.split(key, 3)
+  sub = jax.random.randint(k_sub, (), 0, len(policy))
+  apply = jax.random.uniform(k_apply, (2,)) <= prob[sub]
+  flip = jax.random.bernoulli(k_sign, 0.5, (2,)) & signed[sub]
+  for j in range(2):
+    m = jnp.where(flip[j], -magnitude[sub, j], magnitude[sub, j])
+    img = jnp.where(apply[j], jax.lax.switch(index[sub, j], branches, img, m), img)
+  return img
+
+
+def _photos(n: int, h: int = 20, w: int = 27) -> np.ndarray:
+  """Continuous values (as after the weak view), some exactly on uint8 levels, and one
+  constant image (the degenerate case of autocontrast and equalize)."""
+  rng = np.random.default_rng(1)
+  x = rng.random((n, h, w, 3), dtype=np.float32)
+  x[1::3] = np.round(x[1::3] * 255) / 255
+  x[2] = 0.4
+  return x
+
+
+# The enhance blend d + f * (x - d) is a multiply-add, which XLA may contract into one
+# FMA in one program and not in another: the two roundings differ by at most the
+# product's rounding error plus one rounding of the sum, under 2^-23 for values in [0, 1]
+# (a uint8 level is 2^-8). Every other op is the same arithmetic on the same values
+# (gathers, lookups, comparisons, one subtraction or division): bit for bit.
+FMA_TOLERANCE = 2.0 ** -23
+
+
+def test_drawn_op_equals_each_op():
+  # Every op at every bin, both signs where signed, each image its own op: one
+  # program for all of them, against each op's own function.
+  cases = [(op, name, s * float(v))
+           for op, (name, (values, signed)) in enumerate(autoaugment.OPS.items())
+           for v in values for s in ((1.0, -1.0) if signed else (1.0,))]
+  x = _photos(len(cases))
+  ops = np.asarray([c[0] for c in cases], np.int32)
+  mags = np.asarray([c[2] for c in cases], np.float32)
+  ours = np.asarray(jax.jit(jax.vmap(autoaugment.drawn_op))(x, ops, mags))
+  for name in autoaugment.OPS:
+    rows = np.flatnonzero([c[1] == name for c in cases])
+    ref = jax.jit(jax.vmap(functools.partial(autoaugment.apply_op, name)))(x[rows], mags[rows])
+    atol = FMA_TOLERANCE if name in autoaugment.FAMILIES["enhance"] else 0.0
+    np.testing.assert_allclose(ours[rows], ref, rtol=0, atol=atol, err_msg=name)
+    assert not np.array_equal(ours[rows], x[rows]), name  # the op did something
+
+
+def test_autoaugment_equals_a_switch_over_the_ops_under_the_same_key():
+  x = _photos(64)
+  keys = jax.random.split(jax.random.PRNGKey(7), len(x))
+  ours = np.asarray(jax.jit(jax.vmap(autoaugment.autoaugment_one))(keys, x))
+  ref = np.asarray(jax.jit(jax.vmap(_switch_one))(keys, x))
+  # Bit for bit on XLA:CPU today; the bound allows the enhance ops' FMA contraction.
+  np.testing.assert_allclose(ours, ref, rtol=0, atol=FMA_TOLERANCE)
+  assert (ours != x).any(axis=(1, 2, 3)).sum() > 32  # most images were changed

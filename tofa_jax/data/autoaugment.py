@@ -14,11 +14,27 @@ with its probability (uniform draw <= p), at its bin's magnitude; a signed op
 PIL's, written in jnp (`pil_ops.py`); the whole thing is a pure function of
 (key, image), vmapped by `augment.strong`.
 
+Each image computes its drawn op, not all ten. A `lax.switch` on the drawn op
+becomes, under `vmap`, a select over every branch (ten ops, two of them warps and
+one a scatter histogram, per image and slot), and unbatched on a GPU it would wait
+on the host. Here the ten ops are four kernels, each run once with the image's own
+parameters, and the op's family selects among their outputs:
+- geometric (ShearX, Rotate): one `pil_ops.warp` with the image's matrix;
+- enhance (Color, Contrast, Sharpness): one blend with the image's degenerate image
+  (its luma, mean luma or smoothed image) at factor 1 + m;
+- lookup (Posterize, Equalize): one per-channel table over the 256 levels;
+- point (Solarize, AutoContrast, Invert): one elementwise map.
+Each kernel is the per-op function's arithmetic with other data, so the output
+equals a switch over the per-op functions (`apply_op`) bit for bit
+(tests/data/autoaugment_test.py).
+
 Only the ops this policy draws are here. torchvision's table also has Brightness,
 ShearY and TranslateX/Y, which the ImageNet policy never uses.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -84,7 +100,8 @@ IMAGENET_POLICY: Policy = (
     (("Equalize", 0.8, None), ("Equalize", 0.6, None)),
 )
 
-# One function per OPS entry, in its order: (image, signed magnitude) -> image.
+# One function per OPS entry: (image, signed magnitude) -> image. The reference
+# semantics of each op (tests/data/pil_ops_test.py checks them against PIL).
 _APPLY = {
     "ShearX": pil_ops.shear_x,
     "Rotate": pil_ops.rotate,
@@ -97,12 +114,60 @@ _APPLY = {
     "Equalize": lambda x, m: pil_ops.equalize(x),
     "Invert": lambda x, m: pil_ops.invert(x),
 }
-_BRANCHES = tuple(_APPLY[name] for name in OPS)
+
+# The kernel each op runs in (`drawn_op`).
+FAMILIES = {"geometric": ("ShearX", "Rotate"), "enhance": ("Color", "Contrast", "Sharpness"),
+            "lookup": ("Posterize", "Equalize"),
+            "point": ("Solarize", "AutoContrast", "Invert")}
 
 
 def apply_op(name: str, img: Array, magnitude: Array) -> Array:
   """One named op at a (signed) magnitude, as the policy applies it."""
   return _APPLY[name](img, magnitude)
+
+
+def drawn_op(img: Array, op: Array, m: Array) -> Array:
+  """`apply_op(list(OPS)[op], img, m)` for a traced op index, computing one op per family.
+
+  Args:
+    img: float32 (H, W, C) in [0, 1].
+    op: int32 scalar, an index into OPS.
+    m: float32 scalar, the signed magnitude.
+  """
+  img, names = jnp.asarray(img), list(OPS)
+  is_op = {name: op == names.index(name) for name in names}
+  h, w = img.shape[:2]
+
+  rotation, shearing = pil_ops.rotation(m, h, w), pil_ops.shearing_x(m)
+  matrix, offset = (jnp.where(is_op["Rotate"], r, s) for r, s in zip(rotation, shearing,
+                                                                      strict=True))
+  geometric = pil_ops.warp(img, matrix, offset)
+
+  grey = pil_ops.grey(img)
+  degenerate = jnp.where(is_op["Sharpness"], pil_ops.smooth(img),
+                         jnp.where(is_op["Contrast"], jnp.mean(grey), grey))
+  enhanced = pil_ops.blend(jnp.broadcast_to(degenerate, img.shape), img, 1.0 + m)
+
+  levels = pil_ops.to_levels(img)
+  # Posterize's bits are its magnitude; other ops' magnitudes are no bit count.
+  poster = pil_ops.posterize_lut(jnp.where(is_op["Posterize"], m, 8.0))
+  # The histogram is the one cost here that only Equalize needs; it is a scatter of
+  # H * W * C ones, a fraction of one warp.
+  tables = jnp.stack([jnp.where(is_op["Posterize"], poster,
+                                pil_ops.equalize_lut(levels[..., c]))
+                      for c in range(img.shape[-1])], -1)
+  looked_up = jnp.take_along_axis(tables, levels.reshape(h * w, -1), axis=0)
+  looked_up = looked_up.reshape(img.shape).astype(img.dtype) / (pil_ops.LEVELS - 1)
+
+  inverted = pil_ops.invert(img)
+  point = jnp.where(is_op["Solarize"], pil_ops.solarize(img, m),
+                    jnp.where(is_op["AutoContrast"], pil_ops.autocontrast(img), inverted))
+
+  family = {name: functools.reduce(jnp.logical_or, (is_op[n] for n in ops))
+            for name, ops in FAMILIES.items()}
+  return jnp.where(family["geometric"], geometric,
+                   jnp.where(family["enhance"], enhanced,
+                             jnp.where(family["lookup"], looked_up, point)))
 
 
 def policy_arrays(policy: Policy = IMAGENET_POLICY) -> tuple[np.ndarray, ...]:
@@ -127,6 +192,5 @@ def autoaugment_one(key: Array, img: Array, policy: Policy = IMAGENET_POLICY) ->
   flip = jax.random.bernoulli(k_sign, 0.5, (2,)) & signed[sub]
   for j in range(2):
     m = jnp.where(flip[j], -magnitude[sub, j], magnitude[sub, j])
-    out = jax.lax.switch(index[sub, j], _BRANCHES, img, m)
-    img = jnp.where(apply[j], out, img)
+    img = jnp.where(apply[j], drawn_op(img, index[sub, j], m), img)
   return img

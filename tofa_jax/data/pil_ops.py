@@ -6,10 +6,12 @@ operations as pure jnp functions, so they run on device inside the jitted
 augmentation (`augment.py`, `autoaugment.py`). tests/data/pil_ops_test.py checks
 each against PIL on a photo, with the tolerance each needs.
 
-- dm-pix supplies solarize and the resampling (`affine_transform`, `rotate`); its
-  brightness/contrast/saturation follow tf.image (additive shift, per-channel
-  mean, HSV), not PIL, so the ImageEnhance blends are written here, as are
-  autocontrast, equalize, posterize and sharpness, which dm-pix lacks.
+- All are written here: dm-pix's brightness/contrast/saturation follow tf.image
+  (additive shift, per-channel mean, HSV), not PIL, and it lacks autocontrast,
+  equalize, posterize and sharpness. Its nearest-neighbour `affine_transform`
+  gathers each channel with 3-D coordinates; `warp` gathers whole pixels at the same
+  2-D coordinates (equal outputs, a third of the index work), and takes the matrix as
+  data, so AutoAugment warps each image once with its own drawn matrix.
 - Continuous ops stay continuous (no uint8 rounding): PIL truncates the blend to
   uint8, so outputs differ from PIL by up to about one grey level.
 - Equalize and posterize are defined on the 256 uint8 levels: they first round
@@ -20,7 +22,6 @@ each against PIL on a photo, with the tolerance each needs.
 
 from __future__ import annotations
 
-import dm_pix
 import jax
 import jax.numpy as jnp
 
@@ -64,11 +65,16 @@ def sharpness(img: Array, factor: Array) -> Array:
   PIL's 3x3 filters leave the one-pixel border as it was, so the border is
   unchanged whatever the factor.
   """
+  return blend(smooth(img), img, factor)
+
+
+def smooth(img: Array) -> Array:
+  """ImageFilter.SMOOTH inside the one-pixel border, the border as it was."""
+  img = jnp.asarray(img)
   h, w = img.shape[:2]
   k = jnp.asarray(_SMOOTH, img.dtype) / 13.0
   inner = sum(k[i, j] * img[i:i + h - 2, j:j + w - 2] for i in range(3) for j in range(3))
-  smooth = img.at[1:-1, 1:-1].set(inner)
-  return blend(smooth, img, factor)
+  return img.at[1:-1, 1:-1].set(inner)
 
 
 def autocontrast(img: Array) -> Array:
@@ -89,13 +95,12 @@ def to_levels(img: Array) -> Array:
 
 def posterize(img: Array, bits: Array) -> Array:
   """ImageOps.posterize: keep the top `bits` bits of each uint8 level."""
-  step = 2 ** (8 - jnp.asarray(bits, jnp.int32))
-  return (to_levels(img) // step * step).astype(img.dtype) / (LEVELS - 1)
+  return posterize_lut(bits)[to_levels(img)].astype(img.dtype) / (LEVELS - 1)
 
 
 def solarize(img: Array, threshold: Array) -> Array:
   """ImageOps.solarize: values at or above `threshold` (on [0, 1]) are inverted."""
-  return dm_pix.solarize(img, threshold)
+  return jnp.where(img < threshold, img, 1.0 - img)
 
 
 def invert(img: Array) -> Array:
@@ -103,8 +108,14 @@ def invert(img: Array) -> Array:
   return 1.0 - img
 
 
-def _equalize_channel(levels: Array) -> Array:
-  """ImageOps.equalize's lookup table for one channel of int32 levels, applied."""
+def posterize_lut(bits: Array) -> Array:
+  """(LEVELS,) int32: `posterize`'s map of the uint8 levels."""
+  step = 2 ** (8 - jnp.asarray(bits, jnp.int32))
+  return jnp.arange(LEVELS) // step * step
+
+
+def equalize_lut(levels: Array) -> Array:
+  """(LEVELS,) int32: ImageOps.equalize's lookup table for one channel of int32 levels."""
   hist = jnp.zeros(LEVELS, jnp.int32).at[levels.ravel()].add(1)
   total = levels.size
   top = jnp.max(jnp.where(hist > 0, jnp.arange(LEVELS), 0))  # the highest level present
@@ -113,31 +124,76 @@ def _equalize_channel(levels: Array) -> Array:
   step = (total - hist[top]) // (LEVELS - 1)
   below = jnp.cumsum(hist) - hist  # pixels strictly below each level
   lut = jnp.minimum((step // 2 + below) // jnp.maximum(step, 1), LEVELS - 1)
-  lut = jnp.where(step > 0, lut, jnp.arange(LEVELS))
-  return lut[levels]
+  return jnp.where(step > 0, lut, jnp.arange(LEVELS))
 
 
 def equalize(img: Array) -> Array:
   """ImageOps.equalize, per channel, on the image rounded to uint8 levels."""
   levels = to_levels(img)
-  out = jnp.stack([_equalize_channel(levels[..., c]) for c in range(img.shape[-1])], -1)
+  out = jnp.stack([equalize_lut(levels[..., c])[levels[..., c]] for c in range(img.shape[-1])],
+                  -1)
   return out.astype(img.dtype) / (LEVELS - 1)
 
 
-def rotate(img: Array, degrees: Array) -> Array:
-  """Image.rotate(degrees): counter-clockwise about the centre, nearest, black fill."""
-  return dm_pix.rotate(img, jnp.deg2rad(degrees), order=0, mode="constant", cval=0.0)
+def warp(img: Array, matrix: Array, offset: Array) -> Array:
+  """Nearest-neighbour pull resampling with black fill.
+
+  Output pixel (r, c) reads input pixel round(matrix @ (r, c, 0) + offset), rounding
+  half away from zero, and is black where that falls outside: dm-pix's
+  `affine_transform(order=0, mode="constant")` for a matrix that keeps the channel.
+  The coordinates are the same dot product, so they round alike to the last bit
+  (summed elementwise, a pixel a few hundred ulps from a half-pixel boundary can
+  round the other way); HIGHEST keeps it float32 where a GPU would use TF32.
+
+  Args:
+    img: (H, W, C).
+    matrix: (3, 3) over (row, column, channel); its last row and column are
+      (0, 0, 1).
+    offset: (3,), the last 0.
+  """
+  h, w, c = img.shape
+  grid = jnp.stack(jnp.meshgrid(jnp.arange(h), jnp.arange(w), jnp.arange(1), indexing="ij"),
+                   -1)
+  coords = jnp.matmul(grid, matrix.T, precision=jax.lax.Precision.HIGHEST)[:, :, 0] + offset
+  src = jax.lax.round(coords[..., :2]).astype(jnp.int32)
+  src_r, src_c = src[..., 0], src[..., 1]
+  inside = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
+  flat = jnp.clip(src_r, 0, h - 1) * w + jnp.clip(src_c, 0, w - 1)
+  pixels = jnp.take(img.reshape(h * w, c), flat.reshape(-1), axis=0).reshape(h, w, c)
+  return jnp.where(inside[..., None], pixels, jnp.zeros((), img.dtype))
 
 
-def shear_x(img: Array, shear: Array) -> Array:
-  """Image.transform(AFFINE, (1, shear, 0, 0, 1, 0)), nearest, black fill.
+def rotation(degrees: Array, height: int, width: int) -> tuple[Array, Array]:
+  """`warp`'s (matrix, offset) for Image.rotate(degrees) about the centre (dm-pix's)."""
+  angle = jnp.deg2rad(jnp.asarray(degrees, jnp.float32))
+  cos, sin = jnp.cos(angle), jnp.sin(angle)
+  zero, one = jnp.zeros_like(cos), jnp.ones_like(cos)
+  matrix = jnp.stack([jnp.stack([cos, sin, zero]), jnp.stack([-sin, cos, zero]),
+                      jnp.stack([zero, zero, one])])
+  centre = jnp.asarray([(height - 1) / 2, (width - 1) / 2, 0.0], jnp.float32)
+  return matrix, centre - jnp.matmul(matrix, centre, precision=jax.lax.Precision.HIGHEST)
+
+
+def shearing_x(shear: Array) -> tuple[Array, Array]:
+  """`warp`'s (matrix, offset) for Image.transform(AFFINE, (1, shear, 0, 0, 1, 0)).
 
   Output pixel (x, y) reads input x + shear * y, both at pixel centres (PIL's
   +0.5); with rows first and integer pixel centres that is column
   c + shear * (r + 0.5). torchvision's ShearX builds this matrix (its centre is
   the top-left corner).
   """
-  matrix = jnp.asarray([[1.0, 0.0, 0.0], [shear, 1.0, 0.0], [0.0, 0.0, 1.0]])
-  offset = jnp.stack([0.0, shear * 0.5, 0.0])
-  return dm_pix.affine_transform(img, matrix, offset=offset, order=0, mode="constant",
-                                 cval=0.0)
+  shear = jnp.asarray(shear, jnp.float32)
+  zero, one = jnp.zeros_like(shear), jnp.ones_like(shear)
+  matrix = jnp.stack([jnp.stack([one, zero, zero]), jnp.stack([shear, one, zero]),
+                      jnp.stack([zero, zero, one])])
+  return matrix, jnp.stack([zero, shear * 0.5, zero])
+
+
+def rotate(img: Array, degrees: Array) -> Array:
+  """Image.rotate(degrees): counter-clockwise about the centre, nearest, black fill."""
+  return warp(img, *rotation(degrees, *img.shape[:2]))
+
+
+def shear_x(img: Array, shear: Array) -> Array:
+  """Image.transform(AFFINE, (1, shear, 0, 0, 1, 0)), nearest, black fill (`shearing_x`)."""
+  return warp(img, *shearing_x(shear))
