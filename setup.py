@@ -43,9 +43,6 @@ setup(
         "numpy>=1.26",
         # Decodes and resizes images for `tofa_jax.predict` and the input pipeline.
         "pillow>=10",
-        # On-device augmentation: solarize and the nearest-neighbour affine resampling of
-        # AutoAugment's rotate/shear (tofa_jax/data/pil_ops.py).
-        "dm-pix==0.4.5",
         # Data: TFDS's data_source (ArrayRecord, no TensorFlow) read through grain.
         "tensorflow-datasets==4.9.10",
         "grain==0.2.18",
