@@ -26,7 +26,7 @@ def _expected() -> list[str]:
   return keys
 
 
-@pytest.mark.heavy(420)
+@pytest.mark.heavy(200)
 def test_smoke_prints_every_figure_once_as_a_number():
   # --budget: the script's own 290 s is for a quiet 2-core machine (about 460 s of CPU,
   # two parts at a time); a shared one gets more time rather than `=error` figures.
