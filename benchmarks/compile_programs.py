@@ -44,10 +44,7 @@ def main(argv):
   model = supernet.from_config(programs.with_remat(config, remat), space, _CLASSES.value)
   tx, sched = optim.make(config.optim, 10, int(config.train.steps))
   mesh = mesh_lib.make_mesh()
-  state = jax.eval_shape(lambda: train_step.init_state(
-      supernet.init_variables(model, resolution=cfg.image_size), tx, config.seed))
-  batch = train_step.abstract_batch(cfg, config.train.batch_size,
-                                    config.train.unlabelled_batch_size, mesh)
+  state, batch = programs.abstract_args(config, model, tx, cfg, mesh)
   todo = programs.of_schedule(schemes.from_config(config, space), space)
   for threads in map(int, _THREADS.value):
     # A new step function each round: jit's in-memory caches would skip the work.

@@ -52,7 +52,7 @@ from tofa_jax.runtime import memory  # noqa: E402
 from tofa_jax.runtime import mesh as mesh_lib  # noqa: E402
 from tofa_jax.space import arch as arch_lib  # noqa: E402
 from tofa_jax.space import sampling, search_space  # noqa: E402
-from tofa_jax.train import optim  # noqa: E402
+from tofa_jax.train import optim, programs  # noqa: E402
 from tofa_jax.train import step as train_step  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
@@ -82,15 +82,6 @@ def build(config):
   return space, cfg, model, tx, mesh, train_step.make_train_step(model, tx, cfg, mesh)
 
 
-def abstract_inputs(config, space, cfg, model, tx, mesh):
-  replicated = NamedSharding(mesh, PartitionSpec())
-  variables = jax.eval_shape(lambda: supernet.init_variables(model, 0, cfg.image_size))
-  state = jax.eval_shape(lambda v: train_step.init_state(v, tx, 0), variables)
-  state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
-                       state)
-  batch = train_step.abstract_batch(cfg, config.train.batch_size,
-                                    config.train.unlabelled_batch_size, mesh)
-  return state, batch
 
 
 def compile_programs(step, state, batch, subnets, resolutions, threads: int) -> dict:
@@ -117,7 +108,7 @@ def synthetic(abstract: dict, classes: int) -> dict:
 
 def step_figures(config, prefix: str) -> None:
   space, cfg, model, tx, mesh, step = build(config)
-  state_shape, batch_shape = abstract_inputs(config, space, cfg, model, tx, mesh)
+  state_shape, batch_shape = programs.abstract_args(config, model, tx, cfg, mesh)
   res = max(space.resolutions)
   archs = [train_step.step_archs(space, cfg, config.seed, i, 0) for i in range(_STEPS.value + 1)]
   subnets = [train_step.stacked(space, a) for a in archs]

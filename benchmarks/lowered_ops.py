@@ -115,10 +115,7 @@ def main(argv):
   tx, sched = optim.make(config.optim, 10, int(config.train.steps))
   mesh = mesh_lib.make_mesh()
   step = train_step.make_train_step(model, tx, cfg, mesh, sched)
-  variables = jax.eval_shape(lambda: supernet.init_variables(model, resolution=cfg.image_size))
-  state = jax.eval_shape(lambda: train_step.init_state(variables, tx, config.seed))
-  batch = train_step.abstract_batch(cfg, config.train.batch_size,
-                                    config.train.unlabelled_batch_size, mesh)
+  state, batch = programs.abstract_args(config, model, tx, cfg, mesh)
   todo = programs.of_schedule(schemes.from_config(config, space), space)
   print(f"space={space.name} classes={classes} devices={jax.device_count()} "
         f"programs={len(todo)} platform={platform}"

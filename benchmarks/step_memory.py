@@ -47,13 +47,7 @@ def main(argv):
   tx, _ = optim.make(config.optim, 100, int(config.train.steps))
   mesh = mesh_lib.make_mesh()
   step = train_step.make_train_step(model, tx, cfg, mesh)
-  replicated = NamedSharding(mesh, PartitionSpec())
-  variables = jax.eval_shape(lambda: supernet.init_variables(model, 0, cfg.image_size))
-  state = jax.eval_shape(lambda v: train_step.init_state(v, tx, 0), variables)
-  state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
-                       state)
-  batch = train_step.abstract_batch(cfg, config.train.batch_size,
-                                    config.train.unlabelled_batch_size, mesh)
+  state, batch = programs.abstract_args(config, model, tx, cfg, mesh)
   subnets = train_step.stacked(space, train_step.step_archs(space, cfg, config.seed, 0, 0))
   print(f"space={space.name} classes={_CLASSES.value} batch={config.train.batch_size}+"
         f"{config.train.unlabelled_batch_size if cfg.uses_unlabelled else 0} "
@@ -70,7 +64,7 @@ def main(argv):
   if not _RUN.value:
     return
   real = jax.device_put(train_step.init_state(supernet.init_variables(model, 0, cfg.image_size),
-                                              tx, 0), replicated)
+                                              tx, 0), NamedSharding(mesh, PartitionSpec()))
   rng = np.random.default_rng(0)
   data = {k: jax.device_put((rng.standard_normal(v.shape) if v.dtype == np.float32 else
                              rng.integers(0, _CLASSES.value, v.shape)).astype(v.dtype),

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from tofa_jax.model import supernet
 from tofa_jax.runtime import memory, memory_maps
@@ -67,6 +68,21 @@ def abstract_subnets(space: SearchSpace, n: int) -> dict[str, jax.ShapeDtypeStru
   subnets, so the max stands in for all."""
   arrays = train_step.stacked(space, [sampling.max_arch(space)] * n)
   return {k: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype) for k, v in arrays.items()}
+
+
+def abstract_args(config, model: supernet.Supernet, tx, cfg: train_step.StepConfig, mesh
+                  ) -> tuple[object, dict]:
+  """Shapes, dtypes and shardings of a run's train state (replicated, as the loop commits
+  it) and batch: what its step programs are lowered and compiled with, without weights or
+  data."""
+  replicated = NamedSharding(mesh, PartitionSpec())
+  variables = jax.eval_shape(lambda: supernet.init_variables(model, resolution=cfg.image_size))
+  state = jax.eval_shape(lambda v: train_step.init_state(v, tx, config.seed), variables)
+  state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+                       state)
+  batch = train_step.abstract_batch(cfg, config.train.batch_size,
+                                    config.train.unlabelled_batch_size, mesh)
+  return state, batch
 
 
 def with_remat(config, remat: str):
