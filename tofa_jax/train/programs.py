@@ -201,15 +201,14 @@ def compile_run(remat: str, make_step: Callable[[str], object], state, batch,
   """({program: compiled}, {program: its remat}) for a run with `train.remat=remat`;
   `make_step(remat)` builds the step of the model with that remat."""
   numbers = {p: i + 1 for i, p in enumerate(todo)}
+  limit = memory.device_limit_bytes() if remat == "auto" else None
+  if remat == "auto" and limit is None:
+    say(f"train.remat=auto: layer (the {jax.default_backend()} backend reports no memory "
+        "limit, so none is not compiled)")
+    remat = "layer"
   if remat != "auto":
     got = compile_all(make_step(remat), state, batch, space, todo, numbers, say=say)
     return {p: c for p, (c, _) in got.items()}, dict.fromkeys(todo, remat)
-  limit = memory.device_limit_bytes()
-  if limit is None:
-    say(f"train.remat=auto: layer (the {jax.default_backend()} backend reports no memory "
-        "limit, so none is not compiled)")
-    got = compile_all(make_step("layer"), state, batch, space, todo, numbers, say=say)
-    return {p: c for p, (c, _) in got.items()}, dict.fromkeys(todo, "layer")
   room = memory.HEADROOM * limit / 2**30
   got = compile_all(make_step("none"), state, batch, space, todo, numbers, say=say)
   chosen, over = {}, []
