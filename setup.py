@@ -50,6 +50,8 @@ setup(
         "tensorboardX==2.6.5",
         # The palette's PNG figures (accuracy vs MFLOPs/latency, NFR heatmap, box plots).
         "matplotlib==3.11.2",
+        # init.download: Google Drive (the AlphaNet start) and plain URLs, with a progress bar.
+        "gdown>=4.6",
     ],
     extras_require={
         "demo": DEMO,

@@ -39,6 +39,7 @@ def main(argv: list[str]) -> None:
 
   from tofa_jax.config import validate
   from tofa_jax.deploy import latency_table
+  from tofa_jax.runtime import extras
 
   logging.set_verbosity(logging.WARNING)  # jax2onnx logs every conversion at INFO
   if len(argv) > 1:
@@ -48,6 +49,8 @@ def main(argv: list[str]) -> None:
     if f.config is None:
       raise ValueError("give --config (its `model` names the space)")
     space = validate.model(f.config)  # model.* keys, and the space they name
+    if f.runtime in extras.BY_RUNTIME:
+      extras.require(extras.BY_RUNTIME[f.runtime], f"--runtime={f.runtime}")
     resolutions = [int(r) for r in f.resolutions] if f.resolutions else None
     table = latency_table.build(space, f.runtime, f.threads, _num_classes(f), f.warmup,
                                 f.repeats, resolutions)

@@ -4,9 +4,11 @@ and states the coverage that the parameter counter gives."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import re
+import shutil
 
 import pytest
 
@@ -45,12 +47,14 @@ def test_a_missing_cache_file_says_how_to_get_it_and_a_present_one_resolves(cach
   path = cache / "alphanet_pretrained.pth.tar"
   assert named_starts.missing("alphanet") == (
       f"init.checkpoint='alphanet' (AlphaNet ImageNet supernet (AttentiveNAS space)): {path} is "
-      "missing; download the pretrained AlphaNet models (the Google Drive link in the README of "
-      "github.com/facebookresearch/AlphaNet) and put alphanet_pretrained.pth.tar there "
-      "($TOFA_WEIGHTS_DIR moves the directory), set init.checkpoint to the file with "
-      "init.format='attentivenas', or use init.checkpoint='random'")
-  # No URL: download=True cannot help.
-  assert named_starts.missing("alphanet", download=True) is not None
+      "missing; set init.download=True, or download the pretrained AlphaNet models (the Google "
+      "Drive link in the README of github.com/facebookresearch/AlphaNet) and put "
+      "alphanet_pretrained.pth.tar there ($TOFA_WEIGHTS_DIR moves the directory), set "
+      "init.checkpoint to the file with init.format='attentivenas', or use "
+      "init.checkpoint='random'")
+  # Its Google Drive file: download=True would fetch it (tests/weights/download_test.py).
+  assert named_starts.missing("alphanet", download=True) is None
+  assert named_starts.missing("attentivenas", download=True) is not None  # by hand only
   cache.mkdir()
   path.write_bytes(b"weights")
   assert named_starts.missing("alphanet") is None
@@ -58,22 +62,37 @@ def test_a_missing_cache_file_says_how_to_get_it_and_a_present_one_resolves(cach
 
 
 def test_download_fetches_into_the_cache_once_and_atomically(cache, tmp_path, monkeypatch):
+  import gdown
+
   source = tmp_path / "remote.pth"
   source.write_bytes(b"\x00\x01" * 1000)
+  calls = []
+
+  def fake_download(url=None, output=None, quiet=False, id=None, **kwargs):
+    calls.append((url, id, quiet))
+    if not source.exists():
+      raise gdown.exceptions.FileURLRetrievalError("Failed to retrieve file url")
+    shutil.copy(source, output)
+    return output
+
+  monkeypatch.setattr(gdown, "download", fake_download)
   start = named_starts.NamedStart(network="Y", format="ofa", spaces=("ofa_mbv3",),
-                                  file="y.pth", url=source.as_uri(), how="fetch y")
+                                  file="y.pth", url="https://example.org/y.pth", how="fetch y")
   monkeypatch.setitem(named_starts.NAMED, "y", start)
   assert named_starts.missing("y") is not None  # no download unless asked for
   assert named_starts.missing("y", download=True) is None
   path = named_starts.resolve("y", download=True)
+  assert calls == [("https://example.org/y.pth", None, False)]  # with gdown's progress bar
   assert path == str(cache / "y.pth") and (cache / "y.pth").read_bytes() == source.read_bytes()
   assert sorted(os.listdir(cache)) == ["y.pth"]  # no partial file left
   source.unlink()  # a second resolve reads the cache, not the URL
-  assert named_starts.resolve("y", download=True) == path
-  monkeypatch.setitem(named_starts.NAMED, "z", start.__class__(
-      network="Z", format="ofa", spaces=("ofa_mbv3",), file="z.pth", url=source.as_uri()))
-  with pytest.raises(ValueError, match=r"^init.download: fetching file://.*remote.pth failed "):
+  assert named_starts.resolve("y", download=True) == path and len(calls) == 1
+  monkeypatch.setitem(named_starts.NAMED, "z", dataclasses.replace(start, file="z.pth"))
+  with pytest.raises(ValueError) as e:
     named_starts.resolve("z", download=True)
+  assert str(e.value) == ("init.download: fetching https://example.org/y.pth failed (Failed to "
+                          f"retrieve file url); fetch it by hand from https://example.org/y.pth "
+                          f"to {cache / 'z.pth'}")
   assert sorted(os.listdir(cache)) == ["y.pth"]
 
 

@@ -18,13 +18,17 @@ What is looked up cheaply: the class count (`facts.num_classes`: bundled data,
 prepared TFDS metadata, class folders) and the device count (batches must divide
 over `jax.device_count()`). A dataset that is not prepared skips the class-count
 checks; the data loader reports it.
+
+Both also check that the optional packages the config needs are installed
+(`needs.py`: torch for a PyTorch start, gdown for a download, the data source's,
+the palette's runtime), so a missing one stops the run before any data loads.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tofa_jax.config import consistency, facts
+from tofa_jax.config import consistency, facts, needs
 from tofa_jax.config.schema import check_keys, get
 from tofa_jax.space.search_space import SearchSpace
 
@@ -48,6 +52,7 @@ def training(config: Any) -> None:
   consistency.subnets(config, sp)
   consistency.init(config, sp, classes)
   consistency.palette(config, sp, classes)
+  needs.training(config)
 
 
 def palette(config: Any) -> None:
@@ -60,6 +65,7 @@ def palette(config: Any) -> None:
   if not get(config, "data.mean"):  # else the normalisation comes from init.checkpoint
     consistency.init(config, sp, classes)
   consistency.palette(config, sp, classes)
+  needs.palette(config)
 
 
 def model(config: Any) -> SearchSpace:

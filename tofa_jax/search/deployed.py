@@ -24,7 +24,7 @@ import numpy as np
 
 from tofa_jax.data import augment, loading
 from tofa_jax.deploy import onnx_export, runtimes, tflite_export
-from tofa_jax.runtime import saved_config
+from tofa_jax.runtime import extras, saved_config
 from tofa_jax.search import palette_report
 from tofa_jax.search.subnet_eval import stacked_split
 from tofa_jax.weights import export
@@ -97,6 +97,7 @@ def export_palette(palette_json: str, fmt: str, int8: bool = False, evaluate: bo
     raise ValueError(f"--format={fmt!r} is unknown; choose one of {list(FORMATS)}")
   if int8 and fmt != "tflite":
     raise ValueError(f"--int8 applies to --format=tflite, not {fmt!r}")
+  extras.require(extras.BY_RUNTIME[fmt], f"--format={fmt}")  # before any member is read
   report, members = _members(palette_json)
   statics = []  # every member is read before any file is written
   for m in members:

@@ -138,6 +138,10 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   compilation_cache.enable(config.get("jax_cache_dir", ""))
   space = search_space.resolve(config.model)
   cfg = train_step.step_config(config, space)
+  # Fetched (init.download) and hashed before the data: a failed download costs no data load.
+  start_file = pretrained.start_file(config.init)
+  if start_file is not None:
+    _say(pretrained.describe_file(start_file))
   data = loading.load_data(config)
   _check(config, data, cfg, space)
   epoch = epochs.of_run(len(data.labelled_idx), len(data.unlabelled_idx),
@@ -153,7 +157,7 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   warmup = epochs.warmup_steps(config.optim.warmup_epochs, epoch.steps)
   _say(f"{epoch.describe()}; {warmup} warm-up step{'s' * (warmup != 1)}")
   num_classes = data.num_classes
-  run_identity.check_or_record(workdir, run_identity.of(config, num_classes),
+  run_identity.check_or_record(workdir, run_identity.of(config, num_classes, start_file),
                                resuming=ckpt.latest_step() is not None,
                                write=jax.process_index() == 0)
   model = programs_lib.model_of(config, space, num_classes)  # train.remat=auto: see compile_run

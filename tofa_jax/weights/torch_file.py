@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from tofa_jax.runtime import extras
+
 # Pickled metadata classes of known checkpoints (AttentiveNAS/AlphaNet save
 # their yaml config as `utils.config.AttrDict` under 'args').
 _METADATA_CLASSES = ("utils.config.AttrDict", "utils.config.Config", "__main__.AttrDict")
@@ -35,10 +37,10 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
 
   Unwraps {'state_dict': ...}/{'model': ...} and a DataParallel 'module.' prefix.
   """
-  import torch
-
   if not os.path.isfile(path):
     raise ValueError(f"--src={path}: no such file")
+  extras.require("torch", f"--src={path}")  # one line, not an ImportError's traceback
+  import torch
   stand_ins = [(_Opaque, name) for name in _METADATA_CLASSES]
   try:
     with torch.serialization.safe_globals(stand_ins):
