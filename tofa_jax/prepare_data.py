@@ -14,6 +14,7 @@ import sys
 from absl import app, flags
 
 from tofa_jax.data import datasets
+from tofa_jax.runtime import extras
 
 _DATASET = flags.DEFINE_string("dataset", None, f"one of {sorted(datasets.TFDS_NAMES)}")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's)")
@@ -24,6 +25,9 @@ def main(argv: list[str]) -> None:
   name = _DATASET.value
   if name not in datasets.TFDS_NAMES:
     sys.exit(f"error: --dataset={name!r} is unknown; choose one of {sorted(datasets.TFDS_NAMES)}")
+  missing = extras.message("prepare", "python -m tofa_jax.prepare_data")  # before the download
+  if missing:
+    sys.exit(f"error: {missing}")
   import tensorflow_datasets as tfds
 
   if name == "aircraft":

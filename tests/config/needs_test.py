@@ -118,3 +118,13 @@ def test_main_without_torch_stops_in_one_line_before_loading_data(tmp_path):
       f"installed; {TORCH_LINE}"), r.stderr[-2000:]
   assert "Traceback" not in r.stderr and "DATA LOADED" not in r.stdout
   assert not os.path.exists(tmp_path / "run")  # nothing was written either
+
+
+def test_export_checks_its_format_before_reading_the_palette(monkeypatch, tmp_path):
+  from tofa_jax.search import deployed
+
+  _block(monkeypatch, "jax2onnx")
+  with pytest.raises(ValueError) as e:
+    deployed.export_palette(str(tmp_path / "no_palette.json"), "onnx")
+  assert str(e.value) == ("--format=onnx needs jax2onnx (converts to and runs ONNX), which is not "
+                          "installed; pip install -e '.[export]'")
