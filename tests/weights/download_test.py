@@ -182,3 +182,32 @@ def test_the_start_is_fetched_before_any_data_loads(cache, tmp_path, monkeypatch
   assert loaded == [True]
   digest = hashlib.sha256(supernet_bytes).hexdigest()
   assert f"SHA-256 {digest} (no checksum is published" in capsys.readouterr().out
+
+
+def test_real_gdown_fetches_a_url_served_on_this_machine(cache, tmp_path, supernet_bytes,
+                                                         monkeypatch):
+  """gdown itself, unpatched, against a local HTTP server (no outside network): the
+  arguments `fetch` passes it write where `fetch` reads."""
+  import functools
+  import http.server
+  import threading
+
+  monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy set for the outside is not asked
+  archive = _archive(tmp_path, "zip", {f"alphanet_data/{ALPHANET.file}": supernet_bytes})
+  handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    url = f"http://127.0.0.1:{server.server_address[1]}/{os.path.basename(archive)}"
+    path = str(cache / ALPHANET.file)
+    digest = download.fetch(path, url=url)
+    with pytest.raises(ValueError, match=r"^init.download: fetching http://127.0.0.1:\d+/gone "
+                                         r"failed \(.*404.*\); fetch it by hand from "):
+      download.fetch(str(cache / "other"), url=url.rsplit("/", 1)[0] + "/gone")
+  finally:
+    server.shutdown()
+    server.server_close()
+  assert pathlib.Path(path).read_bytes() == supernet_bytes
+  assert digest == hashlib.sha256(supernet_bytes).hexdigest()
+  assert sorted(os.listdir(cache)) == [ALPHANET.file]
