@@ -128,3 +128,20 @@ def test_export_checks_its_format_before_reading_the_palette(monkeypatch, tmp_pa
     deployed.export_palette(str(tmp_path / "no_palette.json"), "onnx")
   assert str(e.value) == ("--format=onnx needs jax2onnx (converts to and runs ONNX), which is not "
                           "installed; pip install -e '.[export]'")
+
+
+def test_prepare_data_without_tensorflow_stops_before_downloading(tmp_path):
+  driver = tmp_path / "driver.py"
+  driver.write_text("import sys\n"
+                    "sys.modules['tensorflow'] = None  # as if tensorflow were not installed\n"
+                    "from absl import app\n"
+                    "from tofa_jax import prepare_data\n"
+                    "app.run(prepare_data.main)\n")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+  r = subprocess.run([sys.executable, str(driver), "--dataset=aircraft",
+                      f"--data_dir={tmp_path / 'tfds'}"],
+                     capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+  assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+      "error: python -m tofa_jax.prepare_data needs tensorflow (encodes images while preparing "
+      "a TFDS dataset), which is not installed; pip install -e '.[prepare]'"), r.stderr[-2000:]
+  assert not os.path.exists(tmp_path / "tfds")
