@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tofa_jax.runtime import progress as run_progress
 from tofa_jax.search import evolution, progress
 from tofa_jax.space import genome
 from tofa_jax.space.search_space import get_space
@@ -12,7 +13,7 @@ from tofa_jax.space.search_space import get_space
 
 def test_lines_count_evaluations_and_time_left(monkeypatch):
   now = [0.0]
-  monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+  monkeypatch.setattr(run_progress.time, "perf_counter", lambda: now[0])
   lines = []
   prog = progress.SearchProgress(lines.append, "palette: random", most=10, every_s=30.0)
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tofa_jax.runtime import progress
 from tofa_jax.train import metrics as metrics_lib
 
 
@@ -33,7 +34,7 @@ def test_means_are_per_interval_and_the_first_non_finite_loss_is_located():
 
 def test_throughput_leaves_out_excluded_seconds(monkeypatch):
   now = [100.0]
-  monkeypatch.setattr(metrics_lib.time, "perf_counter", lambda: now[0])
+  monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
   speed = metrics_lib.Throughput(start_step=4, total_steps=104, images_per_step=32)
   now[0] += 70.0  # 10 steps in 20 s, plus a 50 s compile
   speed.exclude(50.0)

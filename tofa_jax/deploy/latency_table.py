@@ -35,6 +35,7 @@ import numpy as np
 
 from tofa_jax.cost import latency
 from tofa_jax.deploy import runtimes
+from tofa_jax.runtime import progress
 from tofa_jax.space import arch as arch_lib
 from tofa_jax.space import plan as plan_lib
 from tofa_jax.space import sampling, search_space
@@ -213,7 +214,8 @@ def build(space: SearchSpace, runtime: str, threads: int, num_classes: int, warm
   resolutions = tuple(int(r) for r in (resolutions or space.resolutions))
   todo = enumerate_layers(space, num_classes, resolutions)
   rng = np.random.default_rng(0)
-  t0 = last = time.monotonic()
+  t0 = time.monotonic()
+  prog = progress.Progress(len(todo), every_s=progress_every_s)
   # A trivial graph's time: what every isolated layer pays once for the call itself. More
   # repeats than the layers, since it is subtracted from every one of them.
   overhead = time_fn(runtime, lambda x: x + 1.0, (1, 1, 8), threads, warmup,
@@ -224,11 +226,10 @@ def build(space: SearchSpace, runtime: str, threads: int, num_classes: int, warm
   for i, (key, layer) in enumerate(todo.items(), 1):
     fn, hwc = layer_fn(space, layer, rng)
     entries[key] = time_fn(runtime, fn, hwc, threads, warmup, repeats, rng)
-    now = time.monotonic()
-    if now - last >= progress_every_s or i == len(todo):
-      last = now
-      eta = (now - t0) / i * (len(todo) - i)
-      log(f"latency table: {i}/{len(todo)} timed, {now - t0:.0f} s, ETA {eta:.0f} s")
+    if prog.due(i):
+      rate = prog.since_start(i)
+      log(f"latency table: {i}/{len(todo)} timed, {rate.seconds:.0f} s, "
+          f"ETA {rate.left_s:.0f} s")
   return {
       "format": FORMAT, "version": VERSION,
       "space": space.name, "space_fingerprint": fingerprint(space),

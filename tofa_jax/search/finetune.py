@@ -34,7 +34,7 @@ import numpy as np
 import optax
 
 from tofa_jax.data import augment, input_pipeline, loading
-from tofa_jax.runtime import saved_config
+from tofa_jax.runtime import progress, saved_config
 from tofa_jax.search import palette_report, regression
 from tofa_jax.search.subnet_eval import stacked_split
 from tofa_jax.train import losses, optim
@@ -223,22 +223,22 @@ def finetune(palette_json: str, member: int, s: Settings | None = None, out: str
                                        int(config.seed) + s.seed,
                                        threads=int(config.data.get("threads", 4)))
   t0 = time.perf_counter()
-  t_run, last = None, {}
+  prog, last = None, {}
   for i in range(s.steps):
     b = next(stream)
     state, metrics = step(state, ref_variables, b["image"], b["label"], i)
     if i == 0:  # the first step compiles; the rate counts the steps after it
       jax.block_until_ready(state)
-      t_run = time.perf_counter()
-      log(f"finetune: compiled and ran the first step in {t_run - t0:.1f} s")
+      prog = progress.Progress(s.steps, done=1)  # the rate counts the steps after it
+      log(f"finetune: compiled and ran the first step in {prog.start - t0:.1f} s")
     if (i + 1) % s.log_every == 0 or i + 1 == s.steps:  # metrics reach the host only here
       last = {k: float(v) for k, v in metrics.items()}
       if not math.isfinite(last["loss"]):
         raise ValueError(f"the loss is not finite at step {i + 1} ({last}); lower --lr")
-      rate = i / max(time.perf_counter() - t_run, 1e-9)
-      eta = f"{(s.steps - i - 1) / rate:.0f} s" if rate > 0 else "?"
+      rate = prog.since_start(i + 1)
+      eta = "?" if rate.left_s is None else f"{rate.left_s:.0f} s"
       log(f"finetune: step {i + 1}/{s.steps}, loss {last['loss']:.4f} (ce {last['ce']:.4f}, "
-          f"fd {last['fd']:.4f}), {rate:.2f} steps/s, ETA {eta}")
+          f"fd {last['fd']:.4f}), {rate.per_s:.2f} steps/s, ETA {eta}")
   seconds = time.perf_counter() - t0
   variables = {"params": state[0], "batch_stats": state[1]}
   after = measure(variables)

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import scipy.stats
 
 from tofa_jax.search import population
 from tofa_jax.space import arch as arch_lib
@@ -148,11 +149,10 @@ def train_mlp(x: np.ndarray, y: np.ndarray, cfg: PredictorConfig, seed: int):
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
-  """Kendall's tau-b (ties in either ranking count as neither concordant nor discordant)."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  sa, sb = np.sign(a[:, None] - a[None, :]), np.sign(b[:, None] - b[None, :])
-  denom = math.sqrt(float(np.sum(sa != 0)) * float(np.sum(sb != 0)))
-  return float(np.sum(sa * sb) / denom) if denom else float("nan")
+  """Kendall's tau-b (ties in either ranking count as neither concordant nor discordant);
+  nan when either ranking is constant."""
+  return float(scipy.stats.kendalltau(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                      variant="b").statistic)
 
 
 def fit(genome: Genome, archs: Sequence[arch_lib.Arch], top1: Sequence[float],

@@ -10,33 +10,31 @@ time that most would take at the mean rate so far.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from tofa_jax.runtime import progress
 
 T = TypeVar("T")
 
 
 class SearchProgress:
   def __init__(self, log: Callable[[str], None], what: str, most: int, every_s: float = 30.0):
-    self.log, self.what, self.most, self.every_s = log, what, most, every_s
+    self.log, self.what, self.most = log, what, most
     self.done = 0
-    self.start = self.last = time.perf_counter()
+    self._progress = progress.Progress(most, every_s=every_s)
 
   def wrap(self, fitness: Callable[[T], float]) -> Callable[[T], float]:
     """`fitness`, counted."""
     def counted(arch: T) -> float:
       value = fitness(arch)
       self.done += 1
-      now = time.perf_counter()
-      if now - self.last >= self.every_s:
-        self.last = now
-        self.log(self.line(now))
+      if self._progress.due(self.done):
+        self.log(self.line())
       return value
     return counted
 
-  def line(self, now: float) -> str:
-    each = (now - self.start) / max(self.done, 1)
-    left = max(self.most - self.done, 0) * each
+  def line(self) -> str:
+    rate = self._progress.since_start(self.done)
     return (f"{self.what}: {self.done} of at most {self.most} subnets evaluated, "
-            f"{each:.2f} s each, at most {left / 60:.1f} min left")
+            f"{rate.each_s:.2f} s each, at most {rate.left * rate.each_s / 60:.1f} min left")

@@ -1,5 +1,5 @@
 """Metrics: kept on device between log steps, written as TensorBoard events and
-console lines, with the run's rate and ETA.
+console lines, with the run's rate and ETA (`runtime/progress.py`).
 
 clu's `metric_writers` package imports TensorFlow when it is imported (its
 `SummaryWriter` module does `import tensorflow`), and TensorFlow is only an
@@ -14,12 +14,12 @@ interval's means and the first step whose loss was not finite.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 
+from tofa_jax.runtime import progress
 from tofa_jax.train.step_log import StepLog
 
 
@@ -112,19 +112,16 @@ class Throughput:
   the seconds spent compiling (`exclude`)."""
 
   def __init__(self, start_step: int, total_steps: int, images_per_step: int):
-    self.total, self.per_step = total_steps, images_per_step
-    self.t, self.step, self.excluded = time.perf_counter(), start_step, 0.0
+    self.per_step = images_per_step
+    self._progress = progress.Progress(total_steps, done=start_step)
 
   def exclude(self, seconds: float) -> None:
-    self.excluded += seconds
+    self._progress.exclude(seconds)
 
   def report(self, step: int) -> dict[str, float]:
     """Call once the steps up to `step` have finished (after reading their metrics)."""
-    now = time.perf_counter()
-    elapsed, steps = now - self.t - self.excluded, step - self.step
-    self.t, self.step, self.excluded = now, step, 0.0
-    if steps <= 0 or elapsed <= 0:
+    rate = self._progress.since_last(step)
+    if rate.per_s == 0:
       return {}
-    dt = elapsed / steps
-    return {"steps_per_s": 1 / dt, "images_per_s": self.per_step / dt,
-            "eta_min": (self.total - step) * dt / 60}
+    return {"steps_per_s": rate.per_s, "images_per_s": self.per_step * rate.per_s,
+            "eta_min": rate.left_s / 60}
