@@ -140,10 +140,14 @@ class TfdsSource:
       self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
       info = tfds.builder(name, data_dir=data_dir).info
     except Exception as e:  # noqa: BLE001 - tfds raises many types for a missing dataset
-      how = TFDS_GONE.get(name, "prepare it once with `python -m tofa_jax.prepare_data` "
-                                "(pip install -e '.[prepare]')")
+      if name in TFDS_GONE:  # tfds's reasons would send the user to a dead download
+        raise ValueError(f"data.name={name!r} split {split!r}: not prepared in "
+                         f"data.data_dir={data_dir}; {TFDS_GONE[name]}") from None
+      why = " ".join(str(e).split())  # one line: tfds lists its possible causes on more
       raise ValueError(f"data.name={name!r} split {split!r}: not prepared in "
-                       f"data.data_dir={data_dir} ({type(e).__name__}: {e}); {how}") from None
+                       f"data.data_dir={data_dir} ({type(e).__name__}: {why}); prepare it once "
+                       "with `python -m tofa_jax.prepare_data` (pip install -e '.[prepare]')"
+                       ) from None
     self.image_key, self.label_key = image_key, label_key
     self.num_classes = info.features[label_key].num_classes
     self._labels = None

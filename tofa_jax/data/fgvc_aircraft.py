@@ -3,7 +3,7 @@ splits train (3,334), val (3,333), trainval (6,667) and test (3,333).
 
 Importing this module registers `fgvc_aircraft` with TFDS. Preparing it downloads
 the official archive (2.6 GB) and encodes images, which needs TensorFlow:
-  pip install tensorflow-cpu && python -m tofa_jax.prepare_data --dataset=aircraft
+  pip install -e '.[prepare]' && python -m tofa_jax.prepare_data --dataset=aircraft
 Reading it afterwards (`tfds.data_source`) does not.
 
 The bottom 20 rows of every image carry a copyright banner; as the dataset's
