@@ -20,7 +20,7 @@ from tofa_jax.config import validate
 from tofa_jax.data import datasets, fgvc_aircraft
 from tofa_jax.train import loop
 
-# variants.txt of fgvc-aircraft-2013b, in its order: names keep '/', '-' and spaces.
+# FGVC-Aircraft 2013b's 100 variant names: some keep '/', '-' and spaces.
 VARIANTS = """707-320,727-200,737-200,737-300,737-400,737-500,737-600,737-700,737-800,737-900,
 747-100,747-200,747-300,747-400,757-200,757-300,767-200,767-300,767-400,777-200,777-300,A300B4,
 A310,A318,A319,A320,A321,A330-200,A330-300,A340-200,A340-300,A340-500,A340-600,A380,ATR-42,
