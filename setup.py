@@ -75,8 +75,12 @@ setup(
             # PyTorch references for the conversion parity tests; each needs only torch.
             "ofa>=0.1.0.post202307202001",  # Once-for-All's OFAMobileNetV3
             "efficientnet-lite-pytorch>=0.1.0",  # lukemelas-style EfficientNet-Lite
+            # tests/data/fgvc_aircraft_test.py prepares a dataset (see "prepare").
+            "importlib_resources>=6",
         ],
-        # Only to prepare TFDS datasets (image encoding): python -m tofa_jax.prepare_data
-        "prepare": ["tensorflow-cpu"],
+        # Only to prepare TFDS datasets (image encoding): python -m tofa_jax.prepare_data.
+        # TFDS's download_and_prepare imports importlib_resources (through etils), which
+        # neither declares on Python >= 3.9.
+        "prepare": ["tensorflow-cpu", "importlib_resources>=6"],
     },
 )

@@ -1,4 +1,5 @@
-"""Data sources: the FGVC-Aircraft builder on fake files, folders, bundled data, grain."""
+"""Data sources: the registered FGVC-Aircraft builder on mock data (preparing it:
+fgvc_aircraft_test.py), folders, bundled data, grain."""
 
 from __future__ import annotations
 
@@ -8,35 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tofa_jax.data import datasets, fgvc_aircraft, input_pipeline
-
-
-def _fake_aircraft(root: str) -> str:
-  data = os.path.join(root, "fgvc-aircraft-2013b", "data")
-  os.makedirs(os.path.join(data, "images"))
-  with open(os.path.join(data, "variants.txt"), "w") as f:
-    f.write("707-320\nA300B4\nDHC-1\n")
-  rows = [("0000001", "A300B4"), ("0000002", "707-320"), ("0000003", "DHC-1")]
-  with open(os.path.join(data, "images_variant_train.txt"), "w") as f:
-    f.writelines(f"{i} {v}\n" for i, v in rows)
-  for k, (i, _) in enumerate(rows):
-    img = np.full((50, 40, 3), 10 * k, np.uint8)
-    img[-20:] = 255  # the copyright banner
-    Image.fromarray(img).save(os.path.join(data, "images", f"{i}.jpg"), quality=100)
-  return data
-
-
-def test_fgvc_aircraft_builder_reads_the_official_layout(tmp_path):
-  data = _fake_aircraft(str(tmp_path))
-  builder = fgvc_aircraft.FgvcAircraft(data_dir=str(tmp_path / "tfds"),
-                                       variants=fgvc_aircraft.read_variants(data))
-  examples = list(builder._generate_examples(data, "train"))
-  assert [k for k, _ in examples] == ["0000001", "0000002", "0000003"]
-  assert [e["label"] for _, e in examples] == [1, 0, 2]
-  image = examples[1][1]["image"]
-  assert image.shape == (30, 40, 3)  # 20 banner rows cropped
-  assert int(image.max()) < 40
-  assert builder.info.features["label"].num_classes == 3
+from tofa_jax.data import datasets, input_pipeline
 
 
 def test_aircraft_loads_through_its_registered_builder():

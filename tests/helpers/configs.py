@@ -34,3 +34,25 @@ def set_key(config, key: str, value) -> None:
   for p in path:
     config = config[p]
   config[leaf] = value
+
+
+def _flat(config, prefix: str = "") -> dict:
+  flat = {}
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      flat.update(_flat(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def shrunk(config, **overrides):
+  """A dataset config (configs/aircraft.py's, ...) cut to tiny_config's run: every key
+  tiny_config changes from configs/default.py, but the data source's, then `overrides`."""
+  base = _flat(default.get_config())
+  for key, value in _flat(tiny_config()).items():
+    if key not in ("data.name", "data.num_labelled") and value != base[key]:
+      set_key(config, key, value)
+  for key, value in overrides.items():
+    set_key(config, key, value)
+  return config

@@ -27,6 +27,17 @@ TFDS_NAMES = {
     "aircraft": "fgvc_aircraft", "cars": "cars196", "flowers": "oxford_flowers102",
     "pets": "oxford_iiit_pet", "cifar10": "cifar10", "cifar100": "cifar100",
 }
+# TFDS datasets whose download is gone, and what to read instead: said where the
+# download fails (prepare_data) and where the prepared copy is missing (TfdsSource).
+STANFORD_CARS_FOLDER = (
+    "a copy of Stanford Cars in class folders (e.g. Kaggle's "
+    "jutrera/stanford-car-dataset-by-classes-folder, unzipped in DIR) through the folder source: "
+    "--config.data.name=folder --config.data.folder=DIR/car_data/car_data/train "
+    "--config.data.test_folder=DIR/car_data/car_data/test")
+TFDS_GONE = {
+    "cars196": "TFDS's cars196 download (ai.stanford.edu/~jkrause) is gone (tensorflow/datasets "
+               f"issue 5656); train on {STANFORD_CARS_FOLDER}",
+}
 
 
 @dataclasses.dataclass
@@ -129,9 +140,14 @@ class TfdsSource:
       self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
       info = tfds.builder(name, data_dir=data_dir).info
     except Exception as e:  # noqa: BLE001 - tfds raises many types for a missing dataset
+      if name in TFDS_GONE:  # tfds's reasons would send the user to a dead download
+        raise ValueError(f"data.name={name!r} split {split!r}: not prepared in "
+                         f"data.data_dir={data_dir}; {TFDS_GONE[name]}") from None
+      why = " ".join(str(e).split())  # one line: tfds lists its possible causes on more
       raise ValueError(f"data.name={name!r} split {split!r}: not prepared in "
-                       f"data.data_dir={data_dir} ({type(e).__name__}: {e}); prepare it once "
-                       "with `python -m tofa_jax.prepare_data` (needs tensorflow-cpu)") from None
+                       f"data.data_dir={data_dir} ({type(e).__name__}: {why}); prepare it once "
+                       "with `python -m tofa_jax.prepare_data` (pip install -e '.[prepare]')"
+                       ) from None
     self.image_key, self.label_key = image_key, label_key
     self.num_classes = info.features[label_key].num_classes
     self._labels = None
