@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.stats
 
 from tofa_jax.search import population
 from tofa_jax.space import arch as arch_lib
@@ -151,6 +150,8 @@ def train_mlp(x: np.ndarray, y: np.ndarray, cfg: PredictorConfig, seed: int):
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
   """Kendall's tau-b (ties in either ranking count as neither concordant nor discordant);
   nan when either ranking is constant."""
+  import scipy.stats  # here, not at the top: it takes a second and only the search reports tau
+
   return float(scipy.stats.kendalltau(np.asarray(a, np.float64), np.asarray(b, np.float64),
                                       variant="b").statistic)
 
