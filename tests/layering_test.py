@@ -15,7 +15,7 @@ from helpers.paths import ROOT
 
 # Bottom to top; a module may import from its own layer or any layer before it.
 LAYERS = ("runtime", "space", "model", "cost", "weights", "deploy", "data", "train", "search",
-          "config", "reproduce")
+          "config", "reproduce", "api")
 TOP = len(LAYERS)  # modules directly in tofa_jax/: the thin entry points
 ENTRY_POINTS = {  # module: a flag its --help must list
     "main": "--workdir", "palette": "--workdir", "flops": "--arch",

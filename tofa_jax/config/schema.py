@@ -170,6 +170,7 @@ KEYS: dict[str, Any] = {
     "palette.latency_threads": COUNT,
     "palette.latency_table": Str(),
     "palette.export": Bool(),
+    "palette.name": Str(),  # '' or a folder name: palette_store.check_name
     "palette.population_bins": Int(0),  # 0: off
     "palette.population_per_bin": COUNT,
     "palette.progress_every_s": NONNEGATIVE,
