@@ -25,12 +25,14 @@ ROOT = "palettes"
 LEGACY = "palette"  # older runs wrote their one palette here
 REPORT = "palette.json"
 MODELS = "models"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # one safe path component
+NAME_RULE = ("1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit "
+             "('' derives one)")
 
 
 def check_name(name: str, key: str = "palette.name") -> str:
   """`name` if it is one safe path component; else a one-line error naming `key`."""
-  if not isinstance(name, str) or not _NAME.fullmatch(name):
+  if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
     raise ValueError(f"{key}={name!r}: use 1 to 100 letters, digits, '.', '_' or '-', "
                      "starting with a letter or digit")
   return name
