@@ -78,6 +78,9 @@ def test_find_by_name_newest_folder_file_and_legacy(tmp_path):
     store.find("", str(tmp_path / "empty"))
   with pytest.raises(ValueError, match=r"^--palette or --workdir is required"):
     store.find("", "")
+  with pytest.raises(ValueError, match=r"^--palette=b: no such file or folder; a palette's "
+                                       r"name needs --workdir=DIR$"):
+    store.find("b")
   # A workdir from before palette names: its one palette/ reads as 'palette'.
   old = tmp_path / "old"
   os.makedirs(old / "palette")

@@ -133,4 +133,11 @@ def find(palette: str = "", workdir: str = "") -> str:
     if os.path.isfile(os.path.join(palette, REPORT)):
       return os.path.join(palette, REPORT)
     return find("", palette)  # a workdir: its newest palette
+  if not os.path.exists(palette) and check_name_ok(palette):
+    raise ValueError(f"--palette={palette}: no such file or folder; a palette's name needs "
+                     "--workdir=DIR")
   return palette  # a palette.json; palette_report.read names a missing one
+
+
+def check_name_ok(text: str) -> bool:
+  return bool(NAME_PATTERN.fullmatch(text)) and not text.endswith(".json")
