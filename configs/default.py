@@ -167,7 +167,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.palette.latency_runtime = "jax"  # jax | onnxruntime | tflite (docs/export.md)
   c.palette.latency_threads = 1  # onnxruntime/tflite threads (jax: XLA's own pool)
   c.palette.latency_table = ""  # lut.json (python -m tofa_jax.latency_table): metric=latency
-  c.palette.export = True  # each member as a static model under workdir/palette/
+  c.palette.export = True  # each member as a static model under workdir/palettes/NAME/models/
+  # Folder name under workdir/palettes/; '' = METHOD-METRIC-BUDGETS (e.g. rule-mflops-n4).
+  # A re-run of the same name replaces that palette only, once it has finished.
+  c.palette.name = ""
   c.palette.population_bins = 0  # RSS population evaluation: MFLOPs bins (0 = off)
   c.palette.population_per_bin = 10  # random subnets per bin
   c.palette.progress_every_s = 30.0  # a search's progress line (subnets evaluated, ETA)

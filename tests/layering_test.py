@@ -15,7 +15,7 @@ from helpers.paths import ROOT
 
 # Bottom to top; a module may import from its own layer or any layer before it.
 LAYERS = ("runtime", "space", "model", "cost", "weights", "deploy", "data", "train", "search",
-          "config", "reproduce")
+          "config", "reproduce", "api")
 TOP = len(LAYERS)  # modules directly in tofa_jax/: the thin entry points
 ENTRY_POINTS = {  # module: a flag its --help must list
     "main": "--workdir", "palette": "--workdir", "flops": "--arch",
@@ -185,3 +185,13 @@ def test_entry_point_help(module):
   assert "Traceback" not in r.stderr, r.stderr
   assert r.returncode in (0, 1), r.stderr  # absl's --help exits 1 after printing
   assert f"tofa_jax.{module}" in r.stdout and ENTRY_POINTS[module] in r.stdout, r.stdout
+
+
+def test_import_tofa_jax_stays_cheap_and_the_api_loads_on_first_use():
+  code = ("import sys, tofa_jax; print('jax' in sys.modules); "
+          "print(tofa_jax.Palette.__module__, tofa_jax.load_member.__module__); "
+          "print('jax' in sys.modules); print(sorted(tofa_jax.__all__))")
+  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                     env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, timeout=300)
+  assert r.stdout.splitlines() == ["False", "tofa_jax.api.palette tofa_jax.api.member", "True",
+                                   "['Member', 'Palette', 'load_member']"], r.stderr

@@ -1,13 +1,16 @@
 """CLI: each palette member as a deployable file, checked on the run's test split.
 
-  python -m tofa_jax.export --palette=DIR/palette/palette.json --format=onnx
-  python -m tofa_jax.export --palette=DIR/palette/palette.json --format=tflite --int8
+  python -m tofa_jax.export --workdir=DIR [--palette=NAME] --format=onnx
+  python -m tofa_jax.export --palette=DIR/palettes/NAME --format=tflite --int8
 
-Writes `model.onnx` (batch free) or `model.tflite` (batch 1; with --int8 also
-`model_int8.tflite`) next to each member's static model (`export_dir` in
-palette.json): normalised NHWC float32 images at the member's resolution in,
-logits out. Unless --evaluate=false, each file's test top-1 in its runtime is
-added to palette.json and palette.csv. docs/export.md has the details.
+--palette is a palette's name in --workdir (default: the newest there), its
+folder or its palette.json. Writes `model.onnx` (batch free; class names and
+preprocessing in its metadata_props) or `model.tflite` (batch 1; with --int8
+also `model_int8.tflite`; the same in a sidecar `model.tflite.json`) next to
+each member's static model: normalised NHWC float32 images at the member's
+resolution in, logits out. Unless --evaluate=false, each file's test top-1 in
+its runtime is added to palette.json and palette.csv. docs/export.md has the
+details.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import sys
 
 from tofa_jax.search.deployed import FORMATS, export_palette
+from tofa_jax.search.palette_store import find
 
 
 def main(argv: list[str]) -> None:
@@ -25,7 +29,7 @@ def main(argv: list[str]) -> None:
     sys.exit(f"error: unexpected arguments {argv[1:]}")
   f = flags.FLAGS
   try:
-    export_palette(f.palette, f.format, int8=f.int8, evaluate=f.evaluate,
+    export_palette(find(f.palette, f.workdir), f.format, int8=f.int8, evaluate=f.evaluate,
                    calibration_images=f.calibration_images, threads=f.threads)
   except ValueError as e:
     sys.exit(f"error: {e}")
@@ -34,11 +38,13 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
   from absl import app, flags
 
-  flags.DEFINE_string("palette", None, "palette.json written by python -m tofa_jax.palette")
+  flags.DEFINE_string("palette", "", "a palette's name in --workdir, its folder "
+                      "(WORKDIR/palettes/NAME) or its palette.json")
+  flags.DEFINE_string("workdir", "", "the run's workdir: --palette names one of its "
+                      "palettes (default: the newest)")
   flags.DEFINE_string("format", "onnx", f"one of {list(FORMATS)}")
   flags.DEFINE_bool("int8", False, "tflite: also write a post-training int8 model")
   flags.DEFINE_integer("calibration_images", 100, "--int8: training images that calibrate it")
   flags.DEFINE_bool("evaluate", True, "run each file on the run's test split; record top-1")
   flags.DEFINE_integer("threads", 1, "runtime threads for --evaluate")
-  flags.mark_flags_as_required(["palette"])
   app.run(main)

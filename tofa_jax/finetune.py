@@ -1,12 +1,13 @@
 """CLI: fine-tune one palette member with cross-entropy or Focal Distillation (REG-NAS 4.4).
 
-  python -m tofa_jax.finetune --palette=DIR/palette/palette.json --member=2 --loss=fd
-  python -m tofa_jax.finetune --palette=... --member=2 --loss=ce --steps=500 --lr=0.005
+  python -m tofa_jax.finetune --workdir=DIR [--palette=NAME] --member=2 --loss=fd
+  python -m tofa_jax.finetune --palette=DIR/palettes/NAME --member=2 --loss=ce --steps=500
 
-It prints Top-1 and NFR (against --reference, by default the next smaller member)
-before and after, and writes report.json and the fine-tuned member to --out (default
-DIR/palette/finetune/member_XX_<loss>/). What it does: `search/finetune.py` and
-docs/palette.md.
+--palette is a palette's name in --workdir (default: the newest there), its folder
+or its palette.json. It prints Top-1 and NFR (against --reference, by default the
+next smaller member) before and after, and writes report.json and the fine-tuned
+member to --out (default DIR/palettes/NAME/finetune/member_XX_<loss>/). What it
+does: `search/finetune.py` and docs/palette.md.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from tofa_jax.search.finetune import LOSSES, Settings, finetune
+from tofa_jax.search.palette_store import find
 
 
 def main(argv: list[str]) -> None:
@@ -24,8 +26,6 @@ def main(argv: list[str]) -> None:
     sys.exit(f"error: unexpected arguments {argv[1:]}")
   f = flags.FLAGS
   try:
-    if not f.palette:
-      raise ValueError("--palette is required: the palette.json of python -m tofa_jax.palette")
     if f.member is None:
       raise ValueError("--member is required: the member's index in palette.json")
     settings = Settings(loss=f.loss, reference=f.reference, steps=f.steps, lr=f.lr,
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> None:
                         fd_temperature=f.fd_temperature, fd_weight=f.fd_weight, seed=f.seed,
                         log_every=f.log_every)
     settings.check()  # before palette.json, data and models are read
-    r = finetune(f.palette, f.member, settings, f.out or None)
+    r = finetune(find(f.palette, f.workdir), f.member, settings, f.out or None)
   except ValueError as e:
     sys.exit(f"error: {e}")
   print(f"member {r['member']}, {r['loss']} for {settings.steps} steps; NFR from member "
@@ -48,7 +48,10 @@ def _define_flags() -> None:
   from absl import flags
 
   d = Settings()
-  flags.DEFINE_string("palette", None, "palette.json written by python -m tofa_jax.palette")
+  flags.DEFINE_string("palette", "", "a palette's name in --workdir, its folder "
+                      "(WORKDIR/palettes/NAME) or its palette.json")
+  flags.DEFINE_string("workdir", "", "the run's workdir: --palette names one of its "
+                      "palettes (default: the newest)")
   flags.DEFINE_integer("member", None, "the member to fine-tune (its index in palette.json)")
   flags.DEFINE_string("loss", d.loss, f"one of {'|'.join(LOSSES)}: cross-entropy, or CE + "
                       "Focal Distillation (FD-KD) against the reference")
@@ -65,7 +68,7 @@ def _define_flags() -> None:
   flags.DEFINE_float("fd_weight", d.fd_weight, "FD: lambda in CE + lambda * FD")
   flags.DEFINE_integer("seed", d.seed, "augmentation and data-order seed")
   flags.DEFINE_integer("log_every", d.log_every, "steps between progress lines")
-  flags.DEFINE_string("out", "", "output directory (default: PALETTE_DIR/finetune/"
+  flags.DEFINE_string("out", "", "output directory (default: WORKDIR/palettes/NAME/finetune/"
                       "member_XX_<loss>)")
 
 

@@ -1,18 +1,21 @@
 """CLI: a palette of ready models from one trained supernet, one per budget.
 
   python -m tofa_jax.palette --workdir=DIR [--config=FILE] [--config.palette.budgets=...]
+      [--config.palette.name=NAME]
 
 Without --config the run's own `DIR/config.json` is used (overrides still
-apply). What it does and writes: `search/palette.py` and docs/palette.md.
+apply). It writes DIR/palettes/NAME/ (by default NAME is METHOD-METRIC-BUDGETS),
+replacing only a palette of the same name, and only once it has finished. What it
+does and writes: `search/palette.py` and docs/palette.md.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from tofa_jax.config import validate
-from tofa_jax.search.palette import OUT_DIR, run
+from tofa_jax.search.palette import run
+from tofa_jax.search.palette_store import palette_dir
 
 
 def main(argv: list[str]) -> None:
@@ -27,7 +30,7 @@ def main(argv: list[str]) -> None:
     report = run(config, flags.FLAGS.workdir)
   except ValueError as e:
     sys.exit(f"error: {e}")
-  out = os.path.join(flags.FLAGS.workdir, OUT_DIR)
+  out = palette_dir(flags.FLAGS.workdir, report["name"])
   print(f"{'member':>6} {'budget':>9} {'MFLOPs':>8} {'Mparams':>8} {'ms(b=1)':>8} "
         f"{'top-1':>7} {'NFR<-':>6}")
   for r in report["models"]:

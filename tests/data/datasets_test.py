@@ -30,6 +30,7 @@ def test_folder_source_and_unknown_name(tmp_path):
                        "test_folder": str(tmp_path / "train")}, "test")
   assert (len(src), src.num_classes, src.classes) == (5, 2, ["cat", "dog"])
   assert src.labels.tolist() == [0, 0, 1, 1, 1] and src[4]["image"].shape == (9, 7, 3)
+  assert datasets.class_names(src) == ("cat", "dog")  # stored with every exported member
   unl = datasets.FolderSource(str(tmp_path / "train"), labelled=False)
   assert len(unl) == 5
   with pytest.raises(ValueError, match=r"data.folder=.*nope: not a directory"):
@@ -43,6 +44,7 @@ def test_bundled_sources(name, n_train, side):
                                                                       len(test), 10)
   assert train[0]["image"].shape == (side, side, 3) and train.images.dtype == np.uint8
   assert train.images.max() > 200  # full 0-255 range, not 0-16
+  assert datasets.class_names(train) == datasets.class_names(test) == tuple("0123456789")
 
 
 def test_train_stream_shards_resumes_and_resizes():
@@ -103,3 +105,4 @@ def test_training_data_excludes_the_validation_split():
   assert len(np.intersect1d(pool, data.val_idx)) == 0
   assert len(pool) + len(data.val_idx) == len(data.train)
   assert len(data.labelled_idx) == 50
+  assert data.class_names == tuple("0123456789")  # carried to the palette's members

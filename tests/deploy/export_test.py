@@ -125,7 +125,8 @@ def test_export_cli_writes_one_onnx_per_member(tmp_path):
   members = []
   for i, arch in enumerate([sampling.min_arch(space), sampling.max_arch(space)]):
     d = str(tmp_path / f"member_{i:02d}")
-    export.save(d, space, arch, variables, 5, (0.5,) * 3, (0.25,) * 3)
+    export.save(d, space, arch, variables, 5, (0.5,) * 3, (0.25,) * 3,
+                class_names=("F/A-18", "Cessna 172", "A300B4", "DC-3", "Ñ"))
     members.append({"member": i, "export_dir": d, "arch": arch.to_dict(),
                     "latency_ms": {"1": 1.0, "8": 2.0}})
   palette = tmp_path / "palette.json"
@@ -141,6 +142,14 @@ def test_export_cli_writes_one_onnx_per_member(tmp_path):
         {"onnx": {"path": f"{m['export_dir']}/model.onnx"}} for m in members]
   for m in members:
     static = export.load(m["export_dir"])
+    # The file carries what running it needs: names, normalisation, size, resize.
+    assert onnx_export.read_metadata(f"{m['export_dir']}/model.onnx") == {
+        "class_names": ["F/A-18", "Cessna 172", "A300B4", "DC-3", "Ñ"], "num_classes": 5,
+        "mean": [0.5] * 3, "std": [0.25] * 3, "resolution": static.arch.resolution,
+        "crop_fraction": 1.0, "resample": "bilinear",
+        "input": f"images: float32 NHWC (batch, {static.arch.resolution}, "
+                 f"{static.arch.resolution}, 3), RGB on [0, 1] then (x - mean) / std",
+        "output": "logits: float32 (batch, num_classes)"}
     x = np.asarray(images(2, static.arch.resolution, seed=1))
     np.testing.assert_allclose(_run(f"{m['export_dir']}/model.onnx", x),
                                np.asarray(jit_apply(static.model)(static.variables, x)),

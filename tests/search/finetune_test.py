@@ -14,7 +14,7 @@ import pytest
 from helpers.configs import tiny_config
 from helpers.paths import ROOT
 from tofa_jax.search import finetune as ft
-from tofa_jax.search import palette
+from tofa_jax.search import palette, palette_store
 from tofa_jax.space import arch as A
 from tofa_jax.train import loop
 from tofa_jax.weights import export
@@ -29,7 +29,7 @@ def palette_json(tmp_path_factory):
   loop.train_and_evaluate(cfg, workdir)
   report = palette.run(cfg, workdir, log=lambda _: None)
   assert len(report["models"]) >= 2
-  return os.path.join(workdir, palette.OUT_DIR, "palette.json")
+  return os.path.join(palette_store.palette_dir(workdir, report["name"]), "palette.json")
 
 
 def _cli(*flags: str) -> subprocess.CompletedProcess:
@@ -46,7 +46,8 @@ def test_ce_and_fd_fine_tuning_report_and_model(palette_json, tmp_path):
   last = len(pal["models"]) - 1
   ce = ft.finetune(palette_json, last, ft.Settings(loss="ce", steps=3, log_every=1),
                    out=str(tmp_path / "ce"), log=lambda _: None)
-  r = _cli(f"--palette={palette_json}", f"--member={last}", "--loss=fd", "--steps=3",
+  workdir = os.path.dirname(os.path.dirname(os.path.dirname(palette_json)))
+  r = _cli(f"--workdir={workdir}", f"--member={last}", "--loss=fd", "--steps=3",  # the newest
            "--log_every=1", "--fd_beta=5")
   assert r.returncode == 0, r.stderr[-3000:]
   out = os.path.join(os.path.dirname(palette_json), "finetune", f"member_{last:02d}_fd")
@@ -97,7 +98,7 @@ def test_bad_flags_are_one_line_errors(palette_json, tmp_path):
   cases = [
       ((f"--palette={tmp_path}/none.json", "--member=0"),
        f"error: --palette={tmp_path}/none.json: no such file (python -m tofa_jax.palette "
-       "writes DIR/palette/palette.json)"),
+       "writes DIR/palettes/NAME/palette.json)"),
       ((f"--palette={palette_json}", f"--member={n}"),
        f"error: --member={n} is out of range; the palette's members are {list(range(n))}"),
       ((f"--palette={palette_json}", "--member=1", "--loss=mse"),

@@ -60,9 +60,10 @@ def test_palette_end_to_end(trained):
                "--config.palette.population_per_bin=2",
                "--config.palette.progress_every_s=0")
   assert r.returncode == 0, r.stderr[-3000:]
-  out = os.path.join(trained, "palette")
+  out = os.path.join(trained, "palettes", "regnas-mflops-n3")  # METHOD-METRIC-BUDGETS
   with open(os.path.join(out, "palette.json")) as f:
     report = json.load(f)
+  assert report["name"] == "regnas-mflops-n3" and f"wrote {out}/palette.json" in r.stdout
   space = get_space("tiny")
   archs = [A.Arch.from_dict(m["arch"]) for m in report["models"]]
 
@@ -205,7 +206,7 @@ def test_latency_budgets_from_a_table_then_exported_files_reproduce_the_top1(
                "--config.palette.latency_threads=1", "--config.palette.latency_batch=3",
                "--config.palette.latency_repeats=2", "--config.palette.latency_warmup=1")
   assert r.returncode == 0, r.stderr[-3000:]
-  out = os.path.join(trained, "palette")
+  out = os.path.join(trained, "palettes", "rule-latency-8_12")
   palette_json = os.path.join(out, "palette.json")
   with open(palette_json) as f:
     report = json.load(f)
@@ -245,4 +246,101 @@ def test_latency_budgets_from_a_table_then_exported_files_reproduce_the_top1(
     assert ex["tflite_int8"]["calibration_images"] == 8
     assert f"member {m['member']}: top-1 jax {m['top1']:.6f}, tflite {m['top1']:.6f}, " \
            f"tflite_int8 " in r.stdout
+    # LiteRT files carry the class names and preprocessing in a sidecar JSON.
+    with open(ex["tflite_int8"]["path"] + ".json") as f:
+      side = json.load(f)
+    assert side["class_names"] == [str(d) for d in range(10)] and side["quantized"] == "int8"
+    assert (side["resolution"], side["batch"], side["crop_fraction"]) == (32, 1, 1.0)
 
+
+
+@pytest.mark.heavy(60)
+def test_named_palettes_side_by_side_with_exports_and_the_python_api(trained, tmp_path):
+  import tofa_jax
+  from helpers.model import jit_apply
+  from tofa_jax.deploy import onnx_export
+  from tofa_jax.search import deployed, palette_store
+
+  cfg = saved_config.get_config(trained)
+  for key, value in (("method", "rule"), ("num_budgets", 3), ("latency_batch", 2),
+                     ("latency_repeats", 1), ("latency_warmup", 1), ("name", "first")):
+    set_key(cfg.palette, key, value)
+  reports = [palette.run(cfg, trained, log=lambda _: None)]
+  set_key(cfg.palette, "name", "")  # the default: METHOD-METRIC-BUDGETS
+  reports.append(palette.run(cfg, trained, log=lambda _: None))
+  dirs = {r["name"]: palette_store.palette_dir(trained, r["name"]) for r in reports}
+  assert list(dirs) == ["first", "rule-mflops-n3"]
+  for d in dirs.values():  # each palette whole in its own folder, members included
+    with open(os.path.join(d, "palette.json")) as f:
+      rows = json.load(f)["models"]
+    assert rows and [m["export_dir"] for m in rows] == [
+        os.path.join(d, "models", f"member_{m['member']:02d}") for m in rows]
+    assert sorted(os.listdir(os.path.join(d, "models"))) == [
+        f"member_{m['member']:02d}" for m in rows]
+
+  # Exports: the older palette by name through the CLI, the newest (the default) in process.
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+  r = subprocess.run([sys.executable, "-m", "tofa_jax.export", f"--workdir={trained}",
+                      "--palette=first", "--format=onnx", "--evaluate=false"],
+                     capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  deployed.export_palette(palette_store.find("", trained), "onnx", evaluate=False,
+                          log=lambda _: None)
+  for name, d in dirs.items():
+    for member in sorted(os.listdir(os.path.join(d, "models"))):
+      static = export.load(os.path.join(d, "models", member))
+      meta = onnx_export.read_metadata(os.path.join(d, "models", member, "model.onnx"))
+      assert meta["class_names"] == [str(c) for c in range(10)], name
+      assert (meta["mean"], meta["std"]) == (list(static.mean), list(static.std))
+      assert (meta["resolution"], meta["crop_fraction"], meta["resample"]) == (32, 1.0,
+                                                                                "bilinear")
+
+  # The Python API: the newest palette by default, any other by name.
+  assert tofa_jax.Palette.load(trained).name == "rule-mflops-n3"
+  pal = tofa_jax.Palette.load(trained, name="first")
+  assert pal.dir == dirs["first"]
+  rows = reports[0]["models"]
+  for key, cost in (("mflops", lambda m: m["mflops"]), ("params_m", lambda m: m["params_m"]),
+                    ("latency_ms", lambda m: m["latency_ms"]["1"])):
+    costs = sorted({cost(m) for m in rows})
+    for budget in [*costs, costs[-1] * 10, *[(a + b) / 2 for a, b in zip(costs[:-1], costs[1:],
+                                                                          strict=True)]]:
+      m = pal.member_for(**{key: budget})
+      want = max(c for c in costs if c <= budget)  # the largest within the budget
+      picked = next(row for row in rows if row["export_dir"] == m.path)
+      assert cost(picked) == want and m.arch == A.Arch.from_dict(picked["arch"]), (key, budget)
+    with pytest.raises(ValueError, match=rf"^no member of palette 'first' fits {key}<=.*; the "
+                                         rf"smallest needs {costs[0]:.4g}$"):
+      pal.member_for(**{key: costs[0] * 0.99})
+
+  # predict: names, and the member's stored preprocessing reproduces the palette's top-1.
+  m = pal.member_for(mflops=1e9)
+  best = next(row for row in rows if row["export_dir"] == m.path)
+  test = datasets.bundled("digits", "test")
+  ranked = m.predict(test.images, top_k=3)  # uint8 8x8 digits, resized as the palette did
+  assert len(ranked) == len(test) and {len(x) for x in ranked} == {3}
+  assert all(name == str(c) for x in ranked for name, c, _ in x)
+  assert all(x[0][2] >= x[1][2] >= x[2][2] for x in ranked)
+  assert np.mean([x[0][1] == y for x, y in zip(ranked, test.labels, strict=True)]) == best["top1"]
+  # m(x): jitted, any batch, the logits of the stored member through the existing loader.
+  x = m.preprocess(test.images[:5])
+  static = export.load(m.path)
+  want = np.asarray(jit_apply(static.model)(static.variables, x))
+  np.testing.assert_allclose(np.asarray(m(x)), want, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(m(x[:1])), want[:1], rtol=1e-6, atol=1e-6)
+  m2 = tofa_jax.load_member(m.path)
+  np.testing.assert_allclose(np.asarray(m2(x)), want, rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match=r"^images of shape \(5, 8, 8, 3\); this member takes "
+                                       r"\(batch, 32, 32, 3\) float32"):
+    m(test.images[:5])
+
+  # python -m tofa_jax.predict ranks an image file as member.predict does (its printed
+  # form, `rank. name (class i) p=...`, is checked in tests/weights/convert_test.py).
+  from PIL import Image
+
+  from tofa_jax import predict
+
+  image = str(tmp_path / "digit.png")
+  Image.fromarray(test.images[0]).save(image)
+  assert predict.predict(m.path, image) == m.predict(test.images[0])[0] == m.predict(
+      [test.images[0]])[0]

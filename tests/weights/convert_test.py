@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import types
@@ -293,6 +294,8 @@ def test_save_load_round_trip(lite0, lite0_dir):
   conv, back = lite0[2], params_dir.load(lite0_dir)
   assert back.space == conv.space and back.arch == conv.arch
   assert (back.mean, back.std, back.num_classes) == (conv.mean, conv.std, 1000)
+  assert back.class_names == conv.class_names and len(conv.class_names) == 1000
+  assert conv.class_names[:2] == ("n01440764", "n01443537")  # tench, goldfish: sorted ids
   jax.tree.map(np.testing.assert_array_equal, back.variables, conv.variables)
 
 
@@ -318,7 +321,11 @@ def test_cli_convert_then_predict_matches_pytorch(lite0, tmp_path):
   assert r.returncode == 0, r.stderr
   lines = r.stdout.strip().splitlines()
   assert len(lines) == 5
-  got = [(int(line.split()[2]), float(line.split("p=")[1])) for line in lines]
+  ranked = [re.fullmatch(r"\d\. (n\d{8}) \(class (\d+)\) p=([0-9.]+)", line) for line in lines]
+  assert [int(line[0]) for line in lines] == [1, 2, 3, 4, 5] and all(ranked), lines
+  got = [(int(m[2]), float(m[3])) for m in ranked]
+  ids = convert.imagenet_class_ids()  # ImageNet-1k's WordNet ids, by class index
+  assert [m[1] for m in ranked] == [ids[c] for c, _ in got]
   x = preprocess.normalize(preprocess.load_image(image, 224)[None], torch_formats.LITE_MEAN,
                            torch_formats.LITE_STD)
   probs = torch.softmax(torch.from_numpy(_torch(net, x)), -1)[0].numpy()

@@ -121,6 +121,20 @@ class Str:
 
 
 @dataclasses.dataclass(frozen=True)
+class Pattern:
+  """A string that is '' or matches `regex` in full; `what` says what is allowed."""
+
+  regex: Any  # a compiled re.Pattern
+  what: str
+
+  def check(self, key: str, value: Any) -> None:
+    if not isinstance(value, str):
+      raise fail(key, value, "is not a string", self.what)
+    if value and not self.regex.fullmatch(value):
+      raise fail(key, value, "is not allowed", self.what)
+
+
+@dataclasses.dataclass(frozen=True)
 class Choice:
   """One of `choices` (imported from the layer that uses the key)."""
 

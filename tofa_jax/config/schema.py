@@ -22,6 +22,7 @@ from tofa_jax.config.rules import (
   Interval,
   Nullable,
   Number,
+  Pattern,
   Section,
   Seq,
   Str,
@@ -37,6 +38,7 @@ from tofa_jax.deploy.runtimes import RUNTIMES
 from tofa_jax.model.elastic_ops import BN_SYNC, DEPTHWISE_IMPLS
 from tofa_jax.model.supernet import CONDITIONAL, DTYPES, REMAT_SETTINGS
 from tofa_jax.search.palette import METHODS
+from tofa_jax.search.palette_store import NAME_PATTERN, NAME_RULE
 from tofa_jax.search.regression import PRESETS
 from tofa_jax.search.selection import INDICES
 from tofa_jax.space.search_space import ACTIVATIONS, HEADS, PADDINGS, SHORTCUTS, SPACE_NAMES
@@ -170,6 +172,7 @@ KEYS: dict[str, Any] = {
     "palette.latency_threads": COUNT,
     "palette.latency_table": Str(),
     "palette.export": Bool(),
+    "palette.name": Pattern(NAME_PATTERN, NAME_RULE),  # a folder under WORKDIR/palettes/
     "palette.population_bins": Int(0),  # 0: off
     "palette.population_per_bin": COUNT,
     "palette.progress_every_s": NONNEGATIVE,

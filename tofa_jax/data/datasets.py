@@ -47,6 +47,7 @@ class ArraySource:
   images: np.ndarray
   labels: np.ndarray
   num_classes: int
+  class_names: tuple[str, ...] | None = None  # stored with every exported member
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -85,6 +86,7 @@ class FolderSource:
     if not self.files:
       raise ValueError(f"{key}={root}: no readable images once bad ones are skipped")
     self.num_classes = len(self.classes)
+    self.class_names = tuple(self.classes) or None  # the folder names
     self.labels = np.asarray([label for _, label in self.files])
 
   @staticmethod
@@ -150,6 +152,7 @@ class TfdsSource:
                        ) from None
     self.image_key, self.label_key = image_key, label_key
     self.num_classes = info.features[label_key].num_classes
+    self.class_names = tuple(info.features[label_key].names)  # ClassLabel's names
     self._labels = None
 
   @property
@@ -202,7 +205,14 @@ def bundled(name: str, split: str, test_fraction: float = 0.2) -> ArraySource:
   order = np.random.default_rng(1234).permutation(len(labels))
   n_test = int(round(len(labels) * test_fraction))
   idx = order[:n_test] if split == "test" else order[n_test:]
-  return ArraySource(images[idx], np.asarray(labels)[idx].astype(np.int64), 10)
+  return ArraySource(images[idx], np.asarray(labels)[idx].astype(np.int64), 10,
+                     tuple(str(d) for d in range(10)))  # both sets are the digits 0-9
+
+
+def class_names(source) -> tuple[str, ...] | None:
+  """The names of `source`'s classes by index, or None where it has none."""
+  names = getattr(source, "class_names", None)
+  return tuple(str(n) for n in names) if names else None
 
 
 def load(data_cfg: Mapping[str, Any], split: str):

@@ -23,6 +23,7 @@ class Data:
   unlabelled_idx: np.ndarray
   num_classes: int
   val_idx: np.ndarray  # held out of `train` (data.val_fraction), for search baselines
+  class_names: tuple[str, ...] | None = None  # by class index; stored with the members
 
 
 def load_data(config) -> Data:
@@ -43,4 +44,5 @@ def load_data(config) -> Data:
                                        bad_images=d.get("bad_images", "stop"),
                                        key="data.unlabelled_folder")
     unl = np.arange(len(unlabelled))
-  return Data(train, test, unlabelled, lab, unl, train.num_classes, val)
+  return Data(train, test, unlabelled, lab, unl, train.num_classes, val,
+              datasets.class_names(train))

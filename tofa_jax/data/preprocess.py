@@ -37,16 +37,20 @@ def resize_centre_crop(image: np.ndarray, size: int, crop_fraction: float = CROP
   return centre_crop_uint8(image, size, crop_fraction).astype(np.float32) / 255.0
 
 
-def load_image(path: str, size: int) -> np.ndarray:
-  """Reads an image file into float32 [0, 1] (size, size, 3)."""
+def read_rgb(path: str) -> np.ndarray:
+  """An image file as uint8 RGB HWC; a one-line error names an unreadable one."""
   from PIL import Image, UnidentifiedImageError
 
   try:
     with Image.open(path) as img:
-      rgb = np.asarray(img.convert("RGB"))
+      return np.asarray(img.convert("RGB"))
   except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
     raise ValueError(f"--image={path}: cannot read an image ({e})") from None
-  return resize_centre_crop(rgb, size)
+
+
+def load_image(path: str, size: int) -> np.ndarray:
+  """Reads an image file into float32 [0, 1] (size, size, 3)."""
+  return resize_centre_crop(read_rgb(path), size)
 
 
 def normalize(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

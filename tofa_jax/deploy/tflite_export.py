@@ -12,11 +12,15 @@ OFA-MBv3 subnet), which XNNPACK does not delegate; that model ran 8x slower.
 `calibration` (normalised images, N x H x W x C) turns on post-training integer
 quantisation: int8 weights and activations, ranges calibrated on those images
 one at a time, float32 input and output so that the same preprocessing applies.
-TensorFlow is imported only here, when a model is exported.
+TensorFlow is imported only here, when a model is exported. `convert_member`
+writes, beside each file, a sidecar `<file>.json` (`model.tflite.json`) holding
+the member's `export.deploy_metadata`: class names, mean/std, resolution and
+resize, which the flatbuffer itself does not carry.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -73,4 +77,12 @@ def convert_member(static_dir: str, calibration: np.ndarray | None = None,
   path = os.path.join(static_dir, FILE if calibration is None else INT8_FILE)
   with open(path, "wb") as f:
     f.write(data)
+  with open(sidecar(path), "w") as f:
+    json.dump({**export.deploy_metadata(static), "batch": batch,
+               "quantized": "int8" if calibration is not None else None}, f, indent=1)
   return path
+
+
+def sidecar(path: str) -> str:
+  """The JSON beside a .tflite file that holds its preprocessing and class names."""
+  return f"{path}.json"

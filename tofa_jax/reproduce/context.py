@@ -16,7 +16,7 @@ import ml_collections
 from tofa_jax.config import validate
 from tofa_jax.reproduce import arms as arms_lib
 from tofa_jax.reproduce.runs import Runs
-from tofa_jax.search import palette
+from tofa_jax.search import palette, palette_store
 
 QUICK: tuple[tuple[str, Any], ...] = (
     ("model.space", "tiny_lite"),
@@ -91,7 +91,7 @@ class Study:
                     extra: tuple[tuple[str, Any], ...] = ()) -> str:
     """The palette.json of palette `name` whose files (exported members) are on this
     machine: the kept report's, or else a palette run again on the arm's workdir (its
-    checkpoint restored first), whose palette.json lies in WORKDIR/palette/."""
+    checkpoint restored first), whose palette.json lies in WORKDIR/palettes/NAME/."""
     kept = self.runs.palette_path(f"{name}_seed{seed}")
     with open(kept) as f:
       members = json.load(f)["models"]
@@ -103,9 +103,11 @@ class Study:
     self.runs.restore(arm, seed, self.config(arm, seed))
     self.runs.log(f"study: palette {name}_seed{seed} again on {workdir}: its members' files are "
                   "not on this machine")
-    again = palette.run(config, workdir, log=self.runs.log)["models"]
+    report = palette.run(config, workdir, log=self.runs.log)
+    again = report["models"]
     if [m["arch"] for m in again] != [m["arch"] for m in members]:
       raise ValueError(f"the palette {name}_seed{seed} run again on {workdir} picked other "
                        f"members than {kept} keeps; results that read its members would not "
                        "match: move that file away to recompute them")
-    return os.path.join(workdir, palette.OUT_DIR, "palette.json")
+    return os.path.join(palette_store.palette_dir(workdir, report["name"]),
+                        palette_store.REPORT)

@@ -5,9 +5,9 @@ config.json, subnets.jsonl) and is done when its result is kept; a study that st
 part-way resumes there (the trainer resumes an unfinished run from its last
 checkpoint). What the tables read is kept apart from the workdirs, in `KEPT` (ROOT
 unless told otherwise), as small JSON files: `runs/<arm>/seed<k>/result.json` and the
-run's `metrics.jsonl`, `palettes/<name>.json` (every palette run on a workdir rewrites
-`WORKDIR/palette/`), `results/<name>.json`. A study resumed on another machine from
-the kept files alone (docs/results/kept: a study longer than one machine's session)
+run's `metrics.jsonl`, `palettes/<name>.json` (a palette run on a workdir rewrites
+`WORKDIR/palettes/<palette.name>/`), `results/<name>.json`. A study resumed on another
+machine from the kept files alone (docs/results/kept: a study longer than one machine's session)
 retrains a run whose checkpoint a palette needs; runs are deterministic, and a
 retrained run that differs from its kept result says so.
 """
@@ -43,7 +43,8 @@ def _read(path: str) -> dict[str, Any] | None:
 # Keys that change how a run executes, not what it computes (the tests hold both ways
 # equal), left out of the fingerprint; and keys added after results were kept, left out
 # at the value that computes what runs did before the key existed. Kept results stay valid.
-EXECUTION_ONLY = ("model.conditional", "data.cache", "data.cache_dir", "data.workers")
+EXECUTION_ONLY = ("model.conditional", "data.cache", "data.cache_dir", "data.workers",
+                  "palette.name")
 AS_BEFORE = {"model.bn_sync": "global"}
 
 

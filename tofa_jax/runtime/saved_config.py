@@ -36,4 +36,7 @@ def get_config(workdir: str) -> ml_collections.ConfigDict:
   if "palette" not in config:
     raise ValueError(f"{path} has no palette section (an older run); pass the training "
                      "--config")
+  # Runs from before palette names: --config.palette.name= must still find its key.
+  if "name" not in config.palette:
+    config.palette.name = ""
   return config

@@ -261,6 +261,8 @@ def finetune(palette_json: str, member: int, s: Settings | None = None, out: str
       "kind": export.KIND, "space": dataclasses.asdict(static.space),
       "arch": static.arch.to_dict(per_layer=True), "num_classes": static.num_classes,
       "mean": list(static.mean), "std": list(static.std),
+      **export.meta_names(static.class_names, static.num_classes),
+      "preprocess": static.preprocess or dict(export.PALETTE_PREPROCESS),
       "info": {**static.info, "finetune": {k: result[k] for k in (
           "palette", "member", "reference", "loss", "settings", "before", "after")}}})
   tmp = os.path.join(out, f"{REPORT_FILE}.tmp")  # a crash mid-write leaves no half report

@@ -30,17 +30,18 @@ Every member is then evaluated on the test split: top-1, MFLOPs, params,
 activation memory, latency on this backend (batch 1 and `palette.latency_batch`),
 and the negative flip rate to its neighbours; the palette's pairwise NFR matrix
 is reported. `palette.compare` runs more methods for the comparison plot.
-Outputs, in DIR/palette/: palette.json, palette.csv, accuracy_vs_mflops.png,
-accuracy_vs_latency.png, nfr_heatmap.png, population.png (when
-`palette.population_bins` > 0) and models/member_XX/ (static models with their
-recalibrated BN, for `python -m tofa_jax.predict --params=...`).
+Outputs, in DIR/palettes/NAME/ (`palette.name`, by default METHOD-METRIC-BUDGETS;
+written aside and swapped in once finished, `palette_store.py`): palette.json,
+palette.csv, accuracy_vs_mflops.png, accuracy_vs_latency.png, nfr_heatmap.png,
+population.png (when `palette.population_bins` > 0) and models/member_XX/ (static
+models with their recalibrated BN and the class names, for `python -m
+tofa_jax.predict --params=...` and `tofa_jax.Palette.load`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
 from typing import Any
 
@@ -55,6 +56,7 @@ from tofa_jax.model import supernet
 from tofa_jax.search import (
   evolution,
   palette_report,
+  palette_store,
   population,
   predictor,
   progress,
@@ -68,7 +70,6 @@ from tofa_jax.train import checkpointing, subnet_record
 from tofa_jax.weights import export, pretrained
 
 METHODS = ("rule", "evolution", "random", "regnas", "predictor")
-OUT_DIR = "palette"
 
 
 @dataclasses.dataclass
@@ -320,18 +321,6 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
     row["nfr_from_smaller"] = float(matrix[i - 1, i]) if i > 0 else None
     row["nfr_to_larger"] = float(matrix[i, i + 1]) if i + 1 < len(rows) else None
 
-  out = os.path.join(workdir, OUT_DIR)
-  os.makedirs(out, exist_ok=True)
-  if pc.export:
-    models = os.path.join(out, "models")
-    shutil.rmtree(models, ignore_errors=True)
-    for row, p in zip(rows, members, strict=True):
-      path = os.path.join(models, f"member_{row['member']:02d}")
-      info = {k: row[k] for k in ("budget", "mflops", "params_m", "top1", "latency_ms")}
-      export.save(path, pal.space, p.arch, pal.test.calibrated_variables(p.arch),
-                  pal.num_classes, pal.mean, pal.std, {**info, "metric": pc.metric})
-      row["export_dir"] = path
-
   comparison = {}
   for m, r in runs.items():
     comparison[m] = {"seconds": r.seconds, "evaluated_on_validation": r.evaluated, **r.info,
@@ -359,7 +348,17 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
       "missing": [{"budget": p.budget, "why": p.note} for p in chosen.picks if p.arch is None],
       "nfr_matrix": matrix.tolist(), "comparison": comparison, "population": pop,
   }
-  palette_report.write(out, report, matrix)
+  name = palette_store.name(pc)
+  with palette_store.staged(workdir, name) as (out, final):  # swapped in once all is written
+    for row, p in zip(rows, members, strict=True) if pc.export else ():
+      member_dir = os.path.join(palette_store.MODELS, f"member_{row['member']:02d}")
+      info = {k: row[k] for k in ("budget", "mflops", "params_m", "top1", "latency_ms")}
+      export.save(os.path.join(out, member_dir), pal.space, p.arch,
+                  pal.test.calibrated_variables(p.arch), pal.num_classes, pal.mean, pal.std,
+                  {**info, "metric": pc.metric, "palette": name}, pal.data.class_names)
+      row["export_dir"] = os.path.join(final, member_dir)  # where it lies once swapped in
+    report.update(name=name, created=palette_store.created_now())
+    palette_report.write(out, report, matrix)
   return report
 
 
@@ -376,4 +375,5 @@ def _check(pc) -> None:
   if int(pc.latency_batch) < 1:
     raise ValueError(f"palette.latency_batch={pc.latency_batch}; use at least 1")
   runtimes.check(pc.get("latency_runtime", "jax"))
+  palette_store.name(pc)  # validates palette.name, before any data loads
   regression.reward(pc.reward, tuple(pc.lambdas))  # validates

@@ -69,7 +69,7 @@ def read(palette_json: str) -> tuple[dict, list[dict]]:
   (export, finetune); one-line errors name --palette."""
   if not os.path.isfile(palette_json):
     raise ValueError(f"--palette={palette_json}: no such file (python -m tofa_jax.palette "
-                     "writes DIR/palette/palette.json)")
+                     "writes DIR/palettes/NAME/palette.json)")
   try:
     with open(palette_json) as f:
       report = json.load(f)

@@ -11,6 +11,7 @@ converted.arch))` computes what the PyTorch network computes.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 
@@ -171,7 +172,26 @@ def convert(fmt: str, state_dict: Mapping[str, np.ndarray], space: SearchSpace, 
   if unexpected or misshaped:
     _raise_key_errors(where_from, fmt, [], unexpected, misshaped, space)
   mean, std = normalization(fmt)
-  return Converted(space, variables, arch, num_classes, mean, std, fmt, source)
+  return Converted(space, variables, arch, num_classes, mean, std, fmt, source,
+                   imagenet_class_ids() if num_classes == 1000 else None)
+
+
+def imagenet_class_ids() -> tuple[str, ...] | None:
+  """ImageNet-1k's WordNet ids (n01440764, ...) in sorted order, the class order of the
+  PyTorch checkpoints (ImageFolder sorts them), read from TFDS's labels file without
+  importing TFDS; None when TFDS is not installed."""
+  import importlib.util
+
+  spec = importlib.util.find_spec("tensorflow_datasets")
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  for root in spec.submodule_search_locations:
+    path = os.path.join(root, "datasets", "imagenet2012", "labels.txt")
+    if os.path.isfile(path):
+      with open(path) as f:
+        ids = tuple(line.strip() for line in f if line.strip())
+      return ids if len(ids) == 1000 else None
+  return None
 
 
 def _unused(state_dict: Mapping[str, np.ndarray], used: set[str]) -> list[str]:

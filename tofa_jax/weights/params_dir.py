@@ -30,6 +30,7 @@ class Converted:
     mean, std: input normalisation the checkpoint expects, on [0, 1] pixels.
     format: the source format.
     source: the source file.
+    class_names: the classes' names by index, where known (ImageNet-1k: WordNet ids).
   """
 
   space: SearchSpace
@@ -40,6 +41,7 @@ class Converted:
   std: tuple[float, float, float]
   format: str
   source: str = ""
+  class_names: tuple[str, ...] | None = None
 
 
 WRITTEN_BY = "python -m tofa_jax.convert_torch"
@@ -56,6 +58,7 @@ def save(converted: Converted, out_dir: str) -> None:
       "arch": converted.arch.to_dict(per_layer=True),
       "num_classes": converted.num_classes,
       "mean": list(converted.mean), "std": list(converted.std),
+      **({"class_names": list(converted.class_names)} if converted.class_names else {}),
   })
 
 
@@ -66,5 +69,7 @@ def load(params_dir: str) -> Converted:
   space = space_from_config(meta["space"])
   variables = stored_dir.read_variables(params_dir, WRITTEN_BY)
   arch = arch_lib.Arch.from_dict(meta["arch"])
+  names = meta.get("class_names")
   return Converted(space, variables, arch, meta["num_classes"], tuple(meta["mean"]),
-                   tuple(meta["std"]), meta["format"], meta.get("source", ""))
+                   tuple(meta["std"]), meta["format"], meta.get("source", ""),
+                   tuple(names) if names else None)
