@@ -88,6 +88,8 @@ def test_palette_end_to_end(trained):
   assert [m["duplicate_of"] for m in report["models"]] == first
   assert not any(m["fallback"] for m in report["models"])
   assert report["rule"] is None and report["index"] is None  # set for method=rule only
+  assert (report["comparison"]["rule"]["rule"], report["comparison"]["rule"]["index"]) == (
+      "bands", "last")
 
   # REG-NAS: each member contains every weight of the one before (CAS), and the
   # neighbour NFRs are the matrix's entries.
@@ -275,7 +277,8 @@ def test_rule_marks_fallbacks_in_its_notes_and_log():
                          resolutions=(mn.resolution,), space=space, metric=cost.__getitem__,
                          budgets=[1.5, 3.5, 10.0, 20.0], log=lines.append,
                          pc=ConfigDict({"index": "last", "rule": "bands"}))
-  picks = palette.Palette._rule(stub)
+  picks, info = palette.Palette._rule(stub)
+  assert info == {"rule": "bands", "index": "last"}
   # (-inf, 1.5]: the min alone; (1.5, 3.5]: draw 1 (last 5); (3.5, 10]: draw 2; (10, 20]
   # is empty: the literal pick, draw 1 again.
   assert [p.arch for p in picks] == [mn, draws[1], draws[2], draws[1]]
@@ -284,6 +287,6 @@ def test_rule_marks_fallbacks_in_its_notes_and_log():
                                      "subnet of Omega in this budget's size range)"]
   assert len(lines) == 1 and lines[0].startswith("palette: rule, budget 20: no subnet")
   stub.pc.rule = "literal"
-  picks = palette.Palette._rule(stub)
+  picks, _ = palette.Palette._rule(stub)
   assert [p.arch for p in picks] == [mn, draws[1], draws[1], draws[1]]
   assert not any(p.fallback for p in picks) and len(lines) == 1

@@ -33,7 +33,8 @@ Every member is then evaluated on the test split: top-1, MFLOPs, params,
 activation memory, latency on this backend (batch 1 and `palette.latency_batch`),
 and the negative flip rate to its neighbours; the palette's pairwise NFR matrix
 is reported. A member that is the same subnet as an earlier one says so
-(`duplicate_of`: that member's number). `palette.compare` runs more methods for the comparison plot.
+(`duplicate_of`: that member's number). `palette.compare` runs more methods for
+the comparison plot.
 Outputs, in DIR/palette/: palette.json, palette.csv, accuracy_vs_mflops.png,
 accuracy_vs_latency.png, nfr_heatmap.png, population.png (when
 `palette.population_bins` > 0) and models/member_XX/ (static models with their
@@ -188,7 +189,7 @@ class Palette:
       evaluated = (self._val.evaluated if self._val is not None else 0) - before
     return MethodRun(method, picks, time.perf_counter() - t0, evaluated, info)
 
-  def _rule(self) -> list[Pick]:
+  def _rule(self) -> tuple[list[Pick], dict[str, Any]]:
     omega = [(a, e) for a, e in self.omega.archs() if a.resolution in self.resolutions]
     if not omega:
       raise ValueError(f"Omega holds no subnet at palette.resolutions={list(self.resolutions)};"
@@ -207,7 +208,7 @@ class Palette:
         self.log(f"palette: rule, budget {t:.4g}: no subnet of Omega between it and the next "
                  "smaller budget; the member is the rule's pick under p(a) <= t (fallback)")
       picks.append(Pick(t, c.arch, note, c.fallback))
-    return picks
+    return picks, {"rule": rule, "index": index}  # also when the rule is only compared
 
   def _sampler(self, budget: float, reference=None) -> genome.Sampler | None:
     try:
