@@ -137,6 +137,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.palette.compare = ()  # more methods to run for the comparison plot (Figures 8-11)
   c.palette.metric = "mflops"  # mflops | params | memory | latency
   c.palette.index = "last"  # Algorithm 2's index: last | score
+  # bands: each budget's member from its size range (t_prev, t], "within each size range"
+  # (TOFA 3.4) | literal: p(a) <= t alone, Algorithm 2 as printed (docs/palette.md)
+  c.palette.rule = "bands"
   c.palette.budgets = ()  # explicit budgets in the metric's unit
   c.palette.num_budgets = 5  # else this many, evenly spaced over the space's range
   c.palette.resolutions = ()  # () = every resolution the run trained at (in Omega)

@@ -32,11 +32,14 @@ def main(argv: list[str]) -> None:
     sys.exit(f"error: {e}")
   out = palette_dir(flags.FLAGS.workdir, report["name"])
   print(f"{'member':>6} {'budget':>9} {'MFLOPs':>8} {'Mparams':>8} {'ms(b=1)':>8} "
-        f"{'top-1':>7} {'NFR<-':>6}")
+        f"{'top-1':>7} {'NFR<-':>6}  note")
   for r in report["models"]:
     nfr = "" if r["nfr_from_smaller"] is None else f"{100 * r['nfr_from_smaller']:.2f}%"
+    note = ", ".join(([f"same subnet as member {r['duplicate_of']}"]
+                      if r.get("duplicate_of") is not None else []) +
+                     (["fallback: its size range is empty"] if r.get("fallback") else []))
     print(f"{r['member']:>6} {r['budget']:>9.4g} {r['mflops']:>8.1f} {r['params_m']:>8.3f} "
-          f"{r['latency_ms']['1']:>8.2f} {100 * r['top1']:>6.2f}% {nfr:>6}")
+          f"{r['latency_ms']['1']:>8.2f} {100 * r['top1']:>6.2f}% {nfr:>6}  {note}".rstrip())
   for m in report["missing"]:
     print(f"budget {m['budget']:.4g}: no model ({m['why']})")
   print(f"wrote {out}/palette.json, palette.csv and plots")

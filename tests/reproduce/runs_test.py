@@ -157,3 +157,14 @@ def test_a_training_result_outlives_a_change_of_palette_settings_only(tmp_path, 
   assert len(calls) == 1
   with pytest.raises(ValueError, match="was computed with another config"):
     runs.train("fm", 0, tiny_config(**{"train.steps": 3, "optim.lr": 0.5}))
+
+
+def test_the_literal_rule_fingerprints_as_a_config_from_before_palette_rule():
+  # The kept palettes were chosen by the literal rule before the key existed; the study
+  # pins it (configs/study.py), and their fingerprints stay the same. 'bands' differs.
+  before = tiny_config()
+  del before.palette["rule"]
+  literal = tiny_config(**{"palette.rule": "literal"})
+  assert runs_lib.fingerprint(literal) == runs_lib.fingerprint(before)
+  assert runs_lib.fingerprint(tiny_config()) != runs_lib.fingerprint(before)
+  assert tiny_config().palette.rule == "bands"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from ml_collections import ConfigDict
 
 from helpers.configs import set_key, tiny_config
 from helpers.paths import ROOT
@@ -80,6 +83,14 @@ def test_palette_end_to_end(trained):
   for method, c in report["comparison"].items():
     for p in c["picks"]:
       assert p["arch"] is None or p["mflops"] <= p["budget"] + 1e-9, method
+  # Every member says which earlier member it repeats (any method; here regnas), and only
+  # the rule's 'bands' marks fallbacks.
+  first = [next((j for j in range(i) if archs[j] == a), None) for i, a in enumerate(archs)]
+  assert [m["duplicate_of"] for m in report["models"]] == first
+  assert not any(m["fallback"] for m in report["models"])
+  assert report["rule"] is None and report["index"] is None  # set for method=rule only
+  assert (report["comparison"]["rule"]["rule"], report["comparison"]["rule"]["index"]) == (
+      "bands", "last")
 
   # REG-NAS: each member contains every weight of the one before (CAS), and the
   # neighbour NFRs are the matrix's entries.
@@ -114,6 +125,8 @@ def test_palette_end_to_end(trained):
   with open(os.path.join(out, "palette.csv")) as f:
     rows = list(csv.DictReader(f))
   assert [float(x["mflops"]) for x in rows] == [m["mflops"] for m in report["models"]]
+  assert [x["duplicate_of"] for x in rows] == ["" if d is None else str(d) for d in first]
+  assert [x["fallback"] for x in rows] == ["False"] * len(rows)
   for png in ("accuracy_vs_mflops.png", "accuracy_vs_latency.png", "nfr_heatmap.png",
               "population.png"):
     with open(os.path.join(out, png), "rb") as f:
@@ -344,3 +357,34 @@ def test_named_palettes_side_by_side_with_exports_and_the_python_api(trained, tm
   Image.fromarray(test.images[0]).save(image)
   assert predict.predict(m.path, image) == m.predict(test.images[0])[0] == m.predict(
       [test.images[0]])[0]
+
+
+def test_rule_marks_fallbacks_in_its_notes_and_log():
+  # Palette._rule on a stub (no training, no compile): the min subnet and three draws.
+  space = get_space("tiny")
+  mn = sampling.min_arch(space)
+  draws = [dataclasses.replace(sampling.sample_arch(space, 0, k), resolution=mn.resolution)
+           for k in range(1, 20)]
+  draws = [a for a in dict.fromkeys(draws) if a != mn][:3]
+  assert len(draws) == 3
+  cost = {mn: 1.0, draws[0]: 2.0, draws[1]: 3.0, draws[2]: 4.0}
+  last = {mn: 5, draws[0]: 3, draws[1]: 5, draws[2]: 4}
+  omega = [(a, {"last": last[a], "score": last[a]}) for a in cost]
+  lines = []
+  stub = SimpleNamespace(omega=SimpleNamespace(archs=lambda: omega),
+                         resolutions=(mn.resolution,), space=space, metric=cost.__getitem__,
+                         budgets=[1.5, 3.5, 10.0, 20.0], log=lines.append,
+                         pc=ConfigDict({"index": "last", "rule": "bands"}))
+  picks, info = palette.Palette._rule(stub)
+  assert info == {"rule": "bands", "index": "last"}
+  # (-inf, 1.5]: the min alone; (1.5, 3.5]: draw 1 (last 5); (3.5, 10]: draw 2; (10, 20]
+  # is empty: the literal pick, draw 1 again.
+  assert [p.arch for p in picks] == [mn, draws[1], draws[2], draws[1]]
+  assert [p.fallback for p in picks] == [False, False, False, True]
+  assert [p.note for p in picks] == ["last=5", "last=5", "last=4", "last=5 (fallback: no "
+                                     "subnet of Omega in this budget's size range)"]
+  assert len(lines) == 1 and lines[0].startswith("palette: rule, budget 20: no subnet")
+  stub.pc.rule = "literal"
+  picks, _ = palette.Palette._rule(stub)
+  assert [p.arch for p in picks] == [mn, draws[1], draws[1], draws[1]]
+  assert not any(p.fallback for p in picks) and len(lines) == 1

@@ -40,7 +40,7 @@ from tofa_jax.model.supernet import CONDITIONAL, DTYPES, REMAT_SETTINGS
 from tofa_jax.search.palette import METHODS
 from tofa_jax.search.palette_store import NAME_PATTERN, NAME_RULE
 from tofa_jax.search.regression import PRESETS
-from tofa_jax.search.selection import INDICES
+from tofa_jax.search.selection import INDICES, RULES
 from tofa_jax.space.search_space import ACTIVATIONS, HEADS, PADDINGS, SHORTCUTS, SPACE_NAMES
 from tofa_jax.train.losses import VARIANTS
 from tofa_jax.train.optim import SCHEDULES
@@ -143,6 +143,7 @@ KEYS: dict[str, Any] = {
     "palette.compare": Seq(Choice(METHODS), what=f"a tuple of methods from {list(METHODS)}"),
     "palette.metric": Choice(METRICS),
     "palette.index": Choice(INDICES),
+    "palette.rule": Choice(RULES),
     "palette.budgets": Seq(POSITIVE, what="() or a tuple of budgets in the metric's unit"),
     "palette.num_budgets": COUNT,
     "palette.resolutions": Seq(RESOLUTION, distinct=True,

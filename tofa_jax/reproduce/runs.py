@@ -45,7 +45,8 @@ def _read(path: str) -> dict[str, Any] | None:
 # at the value that computes what runs did before the key existed. Kept results stay valid.
 EXECUTION_ONLY = ("model.conditional", "data.cache", "data.cache_dir", "data.workers",
                   "palette.name")
-AS_BEFORE = {"model.bn_sync": "global"}
+# palette.rule: every kept palette was chosen by the literal rule, before the key existed.
+AS_BEFORE = {"model.bn_sync": "global", "palette.rule": "literal"}
 
 
 def fingerprint(config: ml_collections.ConfigDict) -> str:

@@ -7,7 +7,10 @@ range of `palette.metric`, for MFLOPs within the space's `mflops_window`) one
 subnet is chosen by `palette.method`:
 
   rule       TOFA Algorithm 2: the subnet of Omega with the highest index
-             (`palette.index`: last | score) among those with p(a) <= t. No data.
+             (`palette.index`: last | score) among those in t's size range
+             t_prev < p(a) <= t (`palette.rule='bands'`; an empty range falls
+             back to p(a) <= t, marked `fallback`), or among all with p(a) <= t
+             (`palette.rule='literal'`). No data.
   evolution  TOFA eq. (5): evolutionary search for the best validation top-1.
   random     `palette.random_samples` random subnets, best validation top-1.
   predictor  TOFA 4.6 (a): `palette.predictor.samples` subnets spread over the
@@ -29,7 +32,9 @@ reuses one compiled program.
 Every member is then evaluated on the test split: top-1, MFLOPs, params,
 activation memory, latency on this backend (batch 1 and `palette.latency_batch`),
 and the negative flip rate to its neighbours; the palette's pairwise NFR matrix
-is reported. `palette.compare` runs more methods for the comparison plot.
+is reported. A member that is the same subnet as an earlier one says so
+(`duplicate_of`: that member's number). `palette.compare` runs more methods for
+the comparison plot.
 Outputs, in DIR/palettes/NAME/ (`palette.name`, by default METHOD-METRIC-BUDGETS;
 written aside and swapped in once finished, `palette_store.py`): palette.json,
 palette.csv, accuracy_vs_mflops.png, accuracy_vs_latency.png, nfr_heatmap.png,
@@ -77,6 +82,7 @@ class Pick:
   budget: float
   arch: arch_lib.Arch | None
   note: str = ""  # why there is no arch, or the rule's index value
+  fallback: bool = False  # rule 'bands': nothing in the size range; picked under p(a) <= t
 
 
 @dataclasses.dataclass
@@ -184,7 +190,7 @@ class Palette:
       evaluated = (self._val.evaluated if self._val is not None else 0) - before
     return MethodRun(method, picks, time.perf_counter() - t0, evaluated, info)
 
-  def _rule(self) -> list[Pick]:
+  def _rule(self) -> tuple[list[Pick], dict[str, Any]]:
     omega = [(a, e) for a, e in self.omega.archs() if a.resolution in self.resolutions]
     if not omega:
       raise ValueError(f"Omega holds no subnet at palette.resolutions={list(self.resolutions)};"
@@ -192,10 +198,18 @@ class Palette:
     index = self.pc.index
     fixed = [dataclasses.replace(sampling.min_arch(self.space), resolution=r)
              for r in self.resolutions]  # the sandwich's min, at any resolution it trained at
-    chosen = selection.select(omega, self.metric, self.budgets, index, fixed)
+    rule = self.pc.get("rule", "bands")  # a run's saved config may predate the key
+    chosen = selection.select(omega, self.metric, self.budgets, index, fixed, rule)
     entries = {a: e for a, e in omega}
-    return [Pick(t, a, f"{index}={entries[a][index]}" if a else "no subnet of Omega fits")
-            for t, a in zip(self.budgets, chosen, strict=True)]
+    picks = []
+    for t, c in zip(self.budgets, chosen, strict=True):
+      note = f"{index}={entries[c.arch][index]}" if c.arch else "no subnet of Omega fits"
+      if c.fallback:
+        note += " (fallback: no subnet of Omega in this budget's size range)"
+        self.log(f"palette: rule, budget {t:.4g}: no subnet of Omega between it and the next "
+                 "smaller budget; the member is the rule's pick under p(a) <= t (fallback)")
+      picks.append(Pick(t, c.arch, note, c.fallback))
+    return picks, {"rule": rule, "index": index}  # also when the rule is only compared
 
   def _sampler(self, budget: float, reference=None) -> genome.Sampler | None:
     try:
@@ -307,13 +321,15 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
   chosen = runs[pc.method]
   members = [p for p in chosen.picks if p.arch is not None]
   rows = []
-  for i, p in enumerate(members):
+  for i, (p, dup) in enumerate(zip(members, selection.duplicates([p.arch for p in members]),
+                                   strict=True)):
     row = {"member": i, "budget": p.budget, "method": pc.method, "selection": p.note,
-           **pal.describe(p.arch)}
+           "fallback": p.fallback, "duplicate_of": dup, **pal.describe(p.arch)}
     rows.append(row)
     log(f"palette: member {i} (budget {p.budget:.4g} {cost_model.UNITS[pc.metric]}): "
         f"{row['mflops']:.1f} MFLOPs, top-1 {row['top1']:.4f}, "
-        f"{row['latency_ms']['1']:.2f} ms")
+        f"{row['latency_ms']['1']:.2f} ms" + ("" if dup is None else
+                                              f"; the same subnet as member {dup}"))
   labels = pal.test.labels
   preds = [pal.test.predictions(p.arch) for p in members]
   matrix = regression.nfr_matrix(preds, labels) if preds else np.zeros((0, 0))
@@ -324,9 +340,13 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
   comparison = {}
   for m, r in runs.items():
     comparison[m] = {"seconds": r.seconds, "evaluated_on_validation": r.evaluated, **r.info,
-                     "picks": [{"budget": p.budget, "note": p.note,
+                     "picks": [{"budget": p.budget, "note": p.note, "fallback": p.fallback,
+                                "duplicate_of": dup,  # an earlier pick of this list
                                 **(pal.describe(p.arch, with_latency=False) if p.arch else
-                                   {"arch": None})} for p in r.picks]}
+                                   {"arch": None})}
+                               for p, dup in zip(r.picks,
+                                                 selection.duplicates([p.arch for p in r.picks]),
+                                                 strict=True)]}
   pop = []
   if pc.population_bins:
     bins = population.sample_bins(pal.genome, pal.cost.metric_fn("mflops"),
@@ -341,6 +361,7 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
       "space": pal.space.name, "metric": pc.metric, "unit": cost_model.UNITS[pc.metric],
       "metric_range": list(pal.range), "budgets": pal.budgets, "method": pc.method,
       "index": pc.index if pc.method == "rule" else None,
+      "rule": pc.get("rule", "bands") if pc.method == "rule" else None,
       "reward": ({"preset": pc.reward, "lambdas": list(pc.lambdas),
                   "cas": bool(pc.get("cas", True))} if pc.method == "regnas" else None),
       "test_examples": int(len(labels)), "validation": pal.val_info,
@@ -365,7 +386,8 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
 def _check(pc) -> None:
   for key, value, allowed in (("method", pc.method, METHODS),
                               ("metric", pc.metric, cost_model.METRICS),
-                              ("index", pc.index, selection.INDICES)):
+                              ("index", pc.index, selection.INDICES),
+                              ("rule", pc.get("rule", "bands"), selection.RULES)):
     if value not in allowed:
       raise ValueError(f"palette.{key}={value!r} is unknown; choose one of {list(allowed)}")
   bad = [m for m in pc.compare if m not in METHODS]

@@ -48,12 +48,15 @@ def _runtime_label(report: dict) -> str:
 
 
 def write_csv(out: str, report: dict) -> None:
-  """palette.csv: one row per member; a `top1_<format>` column per exported format."""
+  """palette.csv: one row per member; a `top1_<format>` column per exported format.
+  `duplicate_of` is the member this one repeats (empty if none); palettes written before
+  the `fallback` and `duplicate_of` fields leave them empty."""
   rows = report["models"]
   formats = list(dict.fromkeys(f for r in rows for f in r.get("exports", {})))
   fields = ["member", "budget", "method", "resolution", "mflops", "params_m", "memory_mb",
             "latency_ms_b1", "latency_ms_batch", "top1", *[f"top1_{f}" for f in formats],
-            "nfr_from_smaller", "nfr_to_larger", "selection", "arch", "export_dir"]
+            "nfr_from_smaller", "nfr_to_larger", "selection", "fallback", "duplicate_of", "arch",
+            "export_dir"]
   with open(os.path.join(out, "palette.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fields)
     w.writeheader()
