@@ -36,7 +36,9 @@ def get_config(workdir: str) -> ml_collections.ConfigDict:
   if "palette" not in config:
     raise ValueError(f"{path} has no palette section (an older run); pass the training "
                      "--config")
-  # Runs from before palette names: --config.palette.name= must still find its key.
-  if "name" not in config.palette:
-    config.palette.name = ""
+  # Runs from before these palette keys: --config.palette.name=/rule= must still find
+  # them (at configs/default.py's values, which the palette uses when they are absent).
+  for key, value in (("name", ""), ("rule", "bands")):
+    if key not in config.palette:
+      config.palette[key] = value
   return config
