@@ -17,8 +17,10 @@ from __future__ import annotations
 import sys
 import traceback
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
+
+from tofa_jax.config import flag_errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config file",
                                           lock_config=True)
@@ -72,4 +74,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  flag_errors.run(main)
