@@ -54,7 +54,7 @@ def main(argv: list[str]) -> None:
   except (ValueError, RuntimeError) as e:
     termination.exit_now(f"error: {e}", 1)
   from tofa_jax.config import plan, validate
-  from tofa_jax.train import loop
+  from tofa_jax.train import disk_full, loop
 
   try:
     validate.training(_CONFIG.value)  # before any data is read or anything compiles
@@ -63,7 +63,8 @@ def main(argv: list[str]) -> None:
     result = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except termination.Terminated as e:
     termination.exit_now(str(e), termination.EXIT_SIGTERM)
-  except (ValueError, loop.NonFiniteLoss, distributed.ProcessesDisagree) as e:
+  except (ValueError, loop.NonFiniteLoss, distributed.ProcessesDisagree,
+          disk_full.DiskFull) as e:
     termination.exit_now(f"error: {e}", 1)
   except Exception as e:  # noqa: BLE001 - a bug: its traceback, then the one line
     traceback.print_exc()

@@ -288,6 +288,7 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
       if sigterm is not None and step == start:
         sigterm.something_to_save()  # a SIGTERM now checkpoints this step, then stops
       step_metrics.add(m)
+      ckpt.check()  # a save the disk had no room for stops the run here
       in_flight.append(m["loss"])
       if len(in_flight) > MAX_STEPS_AHEAD:
         in_flight.popleft().block_until_ready()
