@@ -67,6 +67,10 @@ def main(argv: list[str]) -> None:
           disk_full.DiskFull) as e:
     termination.exit_now(f"error: {e}", 1)
   except Exception as e:  # noqa: BLE001 - a bug: its traceback, then the one line
+    if disk_full.is_no_space(e):  # another file than a checkpoint filled the disk
+      termination.exit_now(f"error: no space left on device under {_WORKDIR.value} ({e}); "
+                           "free space and rerun the same command to resume from its newest "
+                           "checkpoint", 1)
     traceback.print_exc()
     first = (str(e).strip().splitlines() or [""])[0]
     termination.exit_now(f"error: {type(e).__name__}: {first}", 1)

@@ -57,6 +57,16 @@ def test_the_flood_is_dropped_and_anything_else_kept():
   for e in [*dropped, kept]:
     hook(types.SimpleNamespace(exc_value=e))
   assert [u.exc_value for u in seen] == [kept]
+  seen.clear()
+  full = OSError(errno.ENOSPC, "No space left on device")
+  dropped = []
+  hook = disk_full.quiet_thread_errors(seen.append, dropped.append)
+  for e in (full, kept):
+    hook(types.SimpleNamespace(exc_value=e))
+  assert ([a.exc_value for a in seen], dropped) == ([kept], [full])
+  assert disk_full.other_file_message("/w", full, 3) == (
+      "no space left on device under /w ([Errno 28] No space left on device); checkpoint step 3 "
+      "is intact: free space and rerun the same command to resume from it")
 
 
 def test_the_line_says_what_failed_where_what_it_needs_and_what_is_intact():
@@ -85,7 +95,7 @@ def _main(workdir, config: str) -> subprocess.CompletedProcess:
       capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
 
 
-@pytest.mark.heavy(120)
+@pytest.mark.heavy(90)
 def test_a_full_disk_stops_the_run_in_one_line_and_a_rerun_resumes(tmp_path):
   workdir = str(tmp_path / "run")
   r = _main(workdir, "tests/helpers/fault_run_configs.py:no_space")
@@ -110,3 +120,27 @@ def test_a_full_disk_stops_the_run_in_one_line_and_a_rerun_resumes(tmp_path):
   assert r.returncode == 0, r.stderr[-2000:]
   assert "resumed from step 1 of 4" in r.stdout.splitlines()
   assert sorted(os.listdir(directory)) == ["3", "4"]
+
+
+def test_a_writer_thread_dying_of_a_full_disk_stops_the_run_at_the_next_check(tmp_path):
+  # TensorBoard's writer thread, say: it dies, and its queue would block the next write.
+  import threading
+
+  ckpt = checkpointing.Checkpointer(str(tmp_path))
+  try:
+    def write():
+      raise OSError(errno.ENOSPC, "No space left on device")
+    t = threading.Thread(target=write)
+    t.start()
+    t.join()
+    with pytest.raises(disk_full.DiskFull) as e:
+      ckpt.check()
+    assert str(e.value) == (
+        f"no space left on device under {tmp_path} ([Errno 28] No space left on device); "
+        "there is no checkpoint yet: free space and rerun the same command to train from the "
+        "start")
+    ckpt.check()  # said once
+    hook = threading.excepthook
+  finally:
+    ckpt.close()
+  assert threading.excepthook is not hook  # the run's hooks go with its checkpointer

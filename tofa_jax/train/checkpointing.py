@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,11 @@ class Checkpointer:
     self._unraisable_previous = sys.unraisablehook
     self._unraisable = disk_full.quiet_unraisable(sys.unraisablehook)
     sys.unraisablehook = self._unraisable
+    self._thread_previous = threading.excepthook
+    self._thread_full: BaseException | None = None  # a writer thread died of a full disk
+    self._thread_hook = disk_full.quiet_thread_errors(
+        threading.excepthook, lambda e: setattr(self, "_thread_full", e))
+    threading.excepthook = self._thread_hook
 
   def step_dir(self, step: int) -> epath.Path:
     return epath.Path(self.directory) / str(step)
@@ -93,8 +99,12 @@ class Checkpointer:
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
 
   def check(self) -> None:
-    """Raises `DiskFull` once the background save has failed for lack of space; never
-    waits. One process only: several learn it together, at the next save or close."""
+    """Raises `DiskFull` once the background save, or another writer thread (TensorBoard's),
+    has failed for lack of space; never waits. The save: one process only (several learn
+    it together, at the next save or close)."""
+    if self._thread_full is not None:
+      e, self._thread_full = self._thread_full, None
+      raise disk_full.DiskFull(disk_full.other_file_message(self.workdir, e, self._finished))
     if (self._pending is not None and jax.process_count() == 1
         and not self.manager.is_saving_in_progress()):
       self._finish()
@@ -242,3 +252,5 @@ class Checkpointer:
       logging.getLogger("absl").removeFilter(self._quiet)
       if sys.unraisablehook is self._unraisable:
         sys.unraisablehook = self._unraisable_previous
+      if threading.excepthook is self._thread_hook:
+        threading.excepthook = self._thread_previous

@@ -62,6 +62,28 @@ def quiet_unraisable(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
   return hook
 
 
+def quiet_thread_errors(previous: Callable[[Any], Any], on_drop: Callable[[BaseException], Any]
+                        ) -> Callable[[Any], Any]:
+  """A `threading.excepthook` that hands a thread's full disk (a writer thread, such as
+  TensorBoard's, dying on it) to `on_drop` instead of printing it, and anything else to
+  `previous`."""
+  def hook(args: Any) -> None:
+    if is_no_space(args.exc_value):
+      on_drop(args.exc_value)
+    else:
+      previous(args)
+  return hook
+
+
+def other_file_message(workdir: str, error: BaseException, previous: int | None) -> str:
+  """The one line when a file other than a checkpoint filled the disk."""
+  intact = (f"checkpoint step {previous} is intact: free space and rerun the same command to "
+            "resume from it" if previous is not None else "there is no checkpoint yet: free "
+            "space and rerun the same command to train from the start")
+  first = (str(error).strip().splitlines() or [""])[0]
+  return f"no space left on device under {workdir} ({first}); {intact}"
+
+
 class DiskFull(RuntimeError):
   """A checkpoint could not be written for lack of space; the message is the one line."""
 
