@@ -95,7 +95,7 @@ def _main(workdir, config: str) -> subprocess.CompletedProcess:
       capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
 
 
-@pytest.mark.heavy(90)
+@pytest.mark.heavy(100)
 def test_a_full_disk_stops_the_run_in_one_line_and_a_rerun_resumes(tmp_path):
   workdir = str(tmp_path / "run")
   r = _main(workdir, "tests/helpers/fault_run_configs.py:no_space")
