@@ -54,7 +54,7 @@ def _define_flags() -> None:
 
 
 if __name__ == "__main__":
-  from absl import app
+  from tofa_jax.config import flag_errors
 
   _define_flags()
-  app.run(main)
+  flag_errors.run(main)

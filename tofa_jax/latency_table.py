@@ -61,8 +61,10 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  from absl import app, flags
+  from absl import flags
   from ml_collections import config_flags
+
+  from tofa_jax.config import flag_errors
 
   config_flags.DEFINE_config_file("config", None, "config whose `model` names the space",
                                   lock_config=True)
@@ -75,4 +77,4 @@ if __name__ == "__main__":
                        "classifier outputs (default: the config's dataset's, else 1000)")
   flags.DEFINE_list("resolutions", None, "resolutions to cover (default: the config's space's)")
   flags.mark_flags_as_required(["out"])
-  app.run(main)
+  flag_errors.run(main)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import sys
 import traceback
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
+
+from tofa_jax.config import flag_errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config file",
                                           lock_config=True)
@@ -52,7 +54,7 @@ def main(argv: list[str]) -> None:
   except (ValueError, RuntimeError) as e:
     termination.exit_now(f"error: {e}", 1)
   from tofa_jax.config import plan, validate
-  from tofa_jax.train import loop
+  from tofa_jax.train import disk_full, loop
 
   try:
     validate.training(_CONFIG.value)  # before any data is read or anything compiles
@@ -61,9 +63,14 @@ def main(argv: list[str]) -> None:
     result = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except termination.Terminated as e:
     termination.exit_now(str(e), termination.EXIT_SIGTERM)
-  except (ValueError, loop.NonFiniteLoss, distributed.ProcessesDisagree) as e:
+  except (ValueError, loop.NonFiniteLoss, distributed.ProcessesDisagree,
+          disk_full.DiskFull) as e:
     termination.exit_now(f"error: {e}", 1)
   except Exception as e:  # noqa: BLE001 - a bug: its traceback, then the one line
+    if disk_full.is_no_space(e):  # another file than a checkpoint filled the disk
+      termination.exit_now(f"error: no space left on device under {_WORKDIR.value} ({e}); "
+                           "free space and rerun the same command to resume from its newest "
+                           "checkpoint", 1)
     traceback.print_exc()
     first = (str(e).strip().splitlines() or [""])[0]
     termination.exit_now(f"error: {type(e).__name__}: {first}", 1)
@@ -72,4 +79,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  flag_errors.run(main)

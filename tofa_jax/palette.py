@@ -60,11 +60,13 @@ def _argv_with_config(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-  from absl import app, flags
+  from absl import flags
   from ml_collections import config_flags
+
+  from tofa_jax.config import flag_errors
 
   config_flags.DEFINE_config_file("config", None, "config file (default: the run's "
                                   "WORKDIR/config.json)", lock_config=True)
   flags.DEFINE_string("workdir", None, "the training run's workdir")
   flags.mark_flags_as_required(["workdir"])
-  app.run(main, argv=_argv_with_config(sys.argv))
+  flag_errors.run(main, argv=_argv_with_config(sys.argv))

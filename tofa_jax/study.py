@@ -39,11 +39,11 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  from absl import app, flags
-  from ml_collections import config_flags
+  from absl import flags
 
-  config_flags.DEFINE_config_file("config", "configs/study.py", "the study's config",
-                                  lock_config=True)
+  from tofa_jax.config import flag_errors
+
+  flag_errors.define_config_file("config", "configs/study.py", "the study's config")
   flags.DEFINE_string("workdir", None, "where the runs, tables and plots go")
   flags.DEFINE_string("kept", "", "where the results the tables read are kept (small JSON "
                       "files; default: --workdir); docs/results/kept holds the full study's")
@@ -55,4 +55,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("checks", "docs/results_checks.md",
                       "what was checked per section (hand-written; a full run's page quotes it)")
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  flag_errors.run(main)

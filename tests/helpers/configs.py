@@ -15,7 +15,7 @@ def tiny_config(**overrides):
   c.model.resolutions = (32,)  # one program; the elastic-resolution test sets two
   c.data.threads = 1
   c.train.steps = 3
-  c.optim.warmup_epochs = 0  # an epoch here is 90 steps: warm-up may be at most half the run
+  c.optim.warmup_epochs = 0  # an epoch here is 90 steps: a warm-up would be fitted to the run
   c.train.batch_size = 8
   c.train.unlabelled_batch_size = 8
   c.train.log_every = 1

@@ -9,10 +9,13 @@ the process; each fault leaves the run otherwise as `tiny_config`.
   crash       an uncaught RuntimeError in the loop at step 2 (a bug, not a config error).
   nan_loss    the images normalised with std 0: every loss is nan (a valid config
               cannot ask for that).
+  no_space    the disk fills while checkpoint 2 is written: its background write (the
+              checksums, in orbax's thread) fails with ENOSPC, as any write would.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -52,6 +55,19 @@ def _nan_loss() -> None:
   pretrained.normalization = lambda config: ((0.5,) * 3, (0.0,) * 3)
 
 
+def _no_space() -> None:
+  from tofa_jax.runtime import file_integrity
+
+  seal = file_integrity.seal
+
+  def full(path, **kwargs) -> None:
+    if os.path.basename(str(path)).split(".")[0] == "2":
+      raise OSError(errno.ENOSPC, "No space left on device")
+    seal(path, **kwargs)
+  file_integrity.seal = full
+
+
 def get_config(fault: str):
-  {"slow_seal": _slow_seal, "crash": _crash, "nan_loss": _nan_loss}[fault]()
+  {"slow_seal": _slow_seal, "crash": _crash, "nan_loss": _nan_loss,
+   "no_space": _no_space}[fault]()
   return tiny_config(**{"train.steps": 4})

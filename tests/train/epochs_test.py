@@ -23,13 +23,40 @@ def test_an_epoch_is_one_pass_over_the_data_the_loss_uses():
   full = epochs.of_run(50_000, 0, 32, 32, uses_unlabelled=False)
   assert (full.steps, epochs.warmup_steps(5, full.steps)) == (1563, 7815)
   assert epochs.warmup_steps(0.5, 3) == 2  # rounded to the nearest step
-  epochs.check_warmup(5, cifar, 10_000)
-  epochs.check_warmup(3.19, full, 10_000)
-  with pytest.raises(ValueError, match=(
-      r"^optim.warmup_epochs=5 comes to 7815 warm-up steps, more than half of "
-      r"train.steps=10000: an epoch is 1563 steps \(50000 labelled training images, 32 per "
-      r"step\); set optim.warmup_epochs <= 3.19 or raise train.steps$")):
-    epochs.check_warmup(5, full, 10_000)
+  # Runs at least twice their warm-up keep it (so do the kept study runs)...
+  assert epochs.run_warmup(5, cifar.steps, 10_000) == 3910
+  assert epochs.run_warmup(3.19, full.steps, 10_000) == 4986
+  assert epochs.fitted_warmup_note(5, cifar, 10_000) is None
+  assert epochs.fitted_warmup_note(5, cifar, 7820) is None  # exactly twice
+  # ...a shorter one warms up for half of its steps, and says so in one line.
+  assert epochs.run_warmup(5, full.steps, 10_000) == 5000
+  assert epochs.fitted_warmup_note(5, full, 10_000) == (
+      "optim.warmup_epochs=5 comes to 7815 warm-up steps, more than half of "
+      "train.steps=10000: warming up 5000 steps instead (set optim.warmup_epochs <= 3.19 "
+      "to choose)")
+  # The demo (configs/demo.py: 200 + 1238 digits at 16 + 16, one warm-up epoch) run for
+  # 8, 12 and 40 steps, each refused before the fit.
+  demo = epochs.of_run(200, 1238, 16, 16, uses_unlabelled=True)
+  assert [epochs.run_warmup(1, demo.steps, n) for n in (8, 12, 40, 90, 100, 1)] == [
+      4, 6, 20, 45, 45, 0]
+  assert epochs.fitted_warmup_note(1, demo, 8) == (
+      "optim.warmup_epochs=1 comes to 45 warm-up steps, more than half of train.steps=8: "
+      "warming up 4 steps instead (set optim.warmup_epochs <= 0.08 to choose)")
+  assert epochs.fitted_warmup_note(1, epochs.of_run(50, 1388, 8, 8, True), 3) == (
+      "optim.warmup_epochs=1 comes to 90 warm-up steps, more than half of train.steps=3: "
+      "warming up 1 step instead (set optim.warmup_epochs <= 0.01 to choose)")
+
+
+def test_a_fitted_warm_up_reaches_the_lr_at_half_of_a_short_run():
+  cfg = {"lr": 0.1, "warmup_epochs": 1}
+  cosine = optim.schedule(cfg, steps_per_epoch=90, total_steps=8)  # fitted to 4 steps
+  np.testing.assert_allclose([float(cosine(s)) for s in range(9)],
+                             [0.0, 0.025, 0.05, 0.075, 0.1, 0.1 * (1 + np.cos(np.pi / 4)) / 2,
+                              0.05, 0.1 * (1 + np.cos(3 * np.pi / 4)) / 2, 0.0], rtol=1e-5,
+                             atol=1e-9)
+  constant = optim.schedule({**cfg, "schedule": "constant"}, 90, 8)
+  np.testing.assert_allclose([float(constant(s)) for s in (0, 2, 4, 7)],
+                             [0.0, 0.05, 0.1, 0.1], rtol=1e-6)
 
 
 def test_schedules_warm_up_then_decay_or_hold():

@@ -160,11 +160,6 @@ def test_resumed_run_equals_uninterrupted(tmp_path, capsys):
     ({"loss.variant": "fixmatch"}, r"loss.variant='fixmatch' is unknown"),
     ({"train.mode": "single"}, r"^train.mode='single' trains one network with no teacher, but "
                                r"loss.variant='tofa' distils"),
-    # Checked once the data's sizes are known, before anything compiles.
-    ({"optim.warmup_epochs": 1},
-     r"^optim.warmup_epochs=1 comes to 90 warm-up steps, more than half of train.steps=3: an "
-     r"epoch is 90 steps \(1438 labelled \+ unlabelled training images, 16 per step\); set "
-     r"optim.warmup_epochs <= 0.01 or raise train.steps$"),
     ({"train.sampling": "alternating", "loss.variant": "lab"},
      r"^train.sampling='alternating' switches subnets at epoch boundaries, but train.steps=3 "
      r"is under 2 epochs of 7 steps; raise train.steps to >= 14$"),
@@ -172,6 +167,21 @@ def test_resumed_run_equals_uninterrupted(tmp_path, capsys):
 def test_config_errors_name_the_key(tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):
     loop.train_and_evaluate(tiny_config(**overrides), str(tmp_path))
+
+
+def test_a_short_run_fits_its_warm_up_and_says_so(tmp_path, capsys, monkeypatch):
+  # Said once the data's sizes are known; the run stops where it would compile.
+  def stop(*args, **kwargs):
+    raise RuntimeError("stopped before compiling")
+  monkeypatch.setattr(programs, "compile_run", stop)
+  with pytest.raises(RuntimeError, match="^stopped before compiling$"):
+    loop.train_and_evaluate(tiny_config(**{"optim.warmup_epochs": 1, "train.steps": 8}),
+                            str(tmp_path))
+  assert capsys.readouterr().out.splitlines()[1:3] == [
+      "an epoch is 90 steps (1438 labelled + unlabelled training images, 16 per step); 4 "
+      "warm-up steps",
+      "optim.warmup_epochs=1 comes to 90 warm-up steps, more than half of train.steps=8: "
+      "warming up 4 steps instead (set optim.warmup_epochs <= 0.04 to choose)"]
 
 
 def test_batch_must_divide_over_devices(tmp_path):

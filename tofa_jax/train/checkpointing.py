@@ -8,6 +8,10 @@ subnet record Omega and the iterator states.
   arrays are on the host and training goes on while they are written. `close`
   waits for the last write, so every exit path that closes the checkpointer
   (the loop's `finally`) leaves its saves complete.
+- A save the disk has no room for raises `disk_full.DiskFull` (one line: the step,
+  the directory, the space needed, the checkpoint that is intact) at the first `check`,
+  `save` or `close` after it failed, its unfinished files removed; what orbax's threads
+  print about it (log records, unraisable errors: a traceback each) is dropped.
 - Every checkpoint is sealed: once orbax has written and finalised it, and
   before it renames the directory into place, `runtime.file_integrity` adds the
   size and SHA-256 of every file. A checkpoint is either complete with its
@@ -20,6 +24,9 @@ subnet record Omega and the iterator states.
 
 from __future__ import annotations
 
+import logging
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +37,7 @@ from etils import epath
 from orbax.checkpoint.path import atomicity
 
 from tofa_jax.runtime import file_integrity
+from tofa_jax.train import disk_full
 from tofa_jax.train.step_log import is_object_store
 
 UNREADABLE_DIR = "unreadable_checkpoints"  # under the workdir, beside checkpoints/
@@ -62,6 +70,19 @@ class Checkpointer:
         async_options=ocp.AsyncOptions(post_finalization_callback=self._seal))
     self.manager = ocp.CheckpointManager(self.directory, options=options,
                                          item_names=("state", "meta"))
+    self._finished = None if read_only else self.manager.latest_step()  # the last complete
+    self._pending: int | None = None  # a save started and not yet known to have finished
+    self._state_bytes = 0
+    self._quiet = disk_full.QuietNoSpace()
+    logging.getLogger("absl").addFilter(self._quiet)  # orbax logs through absl
+    self._unraisable_previous = sys.unraisablehook
+    self._unraisable = disk_full.quiet_unraisable(sys.unraisablehook)
+    sys.unraisablehook = self._unraisable
+    self._thread_previous = threading.excepthook
+    self._thread_full: BaseException | None = None  # a writer thread died of a full disk
+    self._thread_hook = disk_full.quiet_thread_errors(
+        threading.excepthook, lambda e: setattr(self, "_thread_full", e))
+    threading.excepthook = self._thread_hook
 
   def step_dir(self, step: int) -> epath.Path:
     return epath.Path(self.directory) / str(step)
@@ -71,10 +92,46 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, meta: dict) -> None:
     """Starts writing checkpoint `step`; returns once the state is copied to the host."""
-    self.manager.wait_until_finished()  # the previous save is sealed before `_saving` moves
-    self._saving = step
+    self._finish()  # the previous save is sealed before `_saving` moves
+    self._saving = self._pending = step
+    self._state_bytes = sum(int(getattr(x, "nbytes", 0)) for x in jax.tree.leaves(state))
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+
+  def check(self) -> None:
+    """Raises `DiskFull` once the background save, or another writer thread (TensorBoard's),
+    has failed for lack of space; never waits. The save: one process only (several learn
+    it together, at the next save or close)."""
+    if self._thread_full is not None:
+      e, self._thread_full = self._thread_full, None
+      raise disk_full.DiskFull(disk_full.other_file_message(self.workdir, e, self._finished))
+    if (self._pending is not None and jax.process_count() == 1
+        and not self.manager.is_saving_in_progress()):
+      self._finish()
+
+  def _finish(self) -> None:
+    """Waits for the save in progress; a full disk raises `DiskFull`."""
+    try:
+      self.manager.wait_until_finished()
+    except Exception as e:
+      if not disk_full.is_no_space(e) or self._pending is None:
+        raise
+      failed, self._pending = self._pending, None
+      raise self._disk_full(failed) from None
+    if self._pending is not None:
+      self._finished, self._pending = self._pending, None
+
+  def _disk_full(self, step: int) -> disk_full.DiskFull:
+    if jax.process_index() == 0:
+      disk_full.remove_partial(self.directory, step, atomicity.TMP_DIR_SUFFIX)
+    previous = self._finished
+    size = disk_full.size_on_disk(self.step_dir(previous)) if previous is not None else 0
+    needs_from = f"the size of checkpoint step {previous}"
+    if not size:
+      size, needs_from = self._state_bytes, "the training state's size"
+    return disk_full.DiskFull(disk_full.message(
+        step, self.directory, previous, size, needs_from,
+        None if is_object_store(self.workdir) else disk_full.free_bytes(self.directory)))
 
   def _seal(self) -> None:
     """orbax's post-finalisation callback (its background thread): checksums, written
@@ -188,5 +245,12 @@ class Checkpointer:
 
   def close(self) -> None:
     """Waits for the last save to be written and sealed, then releases orbax's threads."""
-    self.manager.wait_until_finished()
-    self.manager.close()
+    try:
+      self._finish()
+    finally:
+      self.manager.close()
+      logging.getLogger("absl").removeFilter(self._quiet)
+      if sys.unraisablehook is self._unraisable:
+        sys.unraisablehook = self._unraisable_previous
+      if threading.excepthook is self._thread_hook:
+        threading.excepthook = self._thread_previous

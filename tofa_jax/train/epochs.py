@@ -8,7 +8,8 @@ one pass over the run's training data D_tr, the set its loss sums over (TOFA eq.
 - a fully labelled run, or a variant with no unlabelled term: the labelled images at
   `train.batch_size`.
 The warm-up (`optim.warmup_epochs`) and every per-epoch sampling scheme (`rss_epoch`,
-`min_then_max`, `max_then_min`, `alternating`) count in these epochs.
+`min_then_max`, `max_then_min`, `alternating`) count in these epochs. A warm-up longer
+than half of the run is fitted to half of it, with one line that says so.
 """
 
 from __future__ import annotations
@@ -49,12 +50,20 @@ def warmup_steps(warmup_epochs: float, epoch_steps: int) -> int:
   return int(round(warmup_epochs * epoch_steps))
 
 
-def check_warmup(warmup_epochs: float, epoch: Epoch, total_steps: int) -> None:
-  """A warm-up longer than half of the run is refused, with the figures that make it so."""
+def run_warmup(warmup_epochs: float, epoch_steps: int, total_steps: int) -> int:
+  """The warm-up a run of `total_steps` steps takes: `optim.warmup_epochs` in steps, or
+  half of the run where that is longer (a short run: a demo, a smoke test). Runs at least
+  twice their warm-up, every one that trained before this fit, keep it unchanged."""
+  return min(warmup_steps(warmup_epochs, epoch_steps), total_steps // 2)
+
+
+def fitted_warmup_note(warmup_epochs: float, epoch: Epoch, total_steps: int) -> str | None:
+  """The one line that says the warm-up was fitted to a short run, or None when it was not."""
   steps = warmup_steps(warmup_epochs, epoch.steps)
-  if 2 * steps <= total_steps:
-    return
+  fitted = run_warmup(warmup_epochs, epoch.steps, total_steps)
+  if fitted == steps:
+    return None
   most = math.floor(total_steps / 2 / epoch.steps * 100) / 100
-  raise ValueError(f"optim.warmup_epochs={warmup_epochs:g} comes to {steps} warm-up steps, "
-                   f"more than half of train.steps={total_steps}: {epoch.describe()}; set "
-                   f"optim.warmup_epochs <= {most:g} or raise train.steps")
+  return (f"optim.warmup_epochs={warmup_epochs:g} comes to {steps} warm-up steps, more than "
+          f"half of train.steps={total_steps}: warming up {fitted} step{'s' * (fitted != 1)} "
+          f"instead (set optim.warmup_epochs <= {most:g} to choose)")

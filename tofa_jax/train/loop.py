@@ -149,13 +149,15 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
                         cfg.uses_unlabelled)
   schedule = schemes.from_config(config, space, epoch.steps)
   # Before anything compiles: the figures need the data's sizes.
-  epochs.check_warmup(config.optim.warmup_epochs, epoch, int(config.train.steps))
   schedule.check_epochs()
   _say(f"loading data ({len(data.labelled_idx)} labelled, "
        f"{len(data.unlabelled_idx) if cfg.uses_unlabelled else 0} unlabelled; "
        f"{config.data.name}, {data.num_classes} classes, at {cfg.image_size} px)")
-  warmup = epochs.warmup_steps(config.optim.warmup_epochs, epoch.steps)
+  warmup = epochs.run_warmup(config.optim.warmup_epochs, epoch.steps, int(config.train.steps))
   _say(f"{epoch.describe()}; {warmup} warm-up step{'s' * (warmup != 1)}")
+  fitted = epochs.fitted_warmup_note(config.optim.warmup_epochs, epoch, int(config.train.steps))
+  if fitted:
+    _say(fitted)
   num_classes = data.num_classes
   run_identity.check_or_record(workdir, run_identity.of(config, num_classes, start_file),
                                resuming=ckpt.latest_step() is not None,
@@ -290,6 +292,7 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
       if sigterm is not None and step == start:
         sigterm.something_to_save()  # a SIGTERM now checkpoints this step, then stops
       step_metrics.add(m)
+      ckpt.check()  # a save the disk had no room for stops the run here
       in_flight.append(m["loss"])
       if len(in_flight) > MAX_STEPS_AHEAD:
         in_flight.popleft().block_until_ready()

@@ -79,7 +79,9 @@ class Writer:
     if enabled:
       from tensorboardX import SummaryWriter
 
-      self._tb = SummaryWriter(os.path.join(workdir, "tb"), flush_secs=10)
+      # A queue longer than tensorboardX's 10: a writer thread that died (a full disk)
+      # must not block the next write before the loop stops (`Checkpointer.check`).
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"), flush_secs=10, max_queue=10_000)
 
   def write_scalars(self, step: int, scalars: Mapping[str, float], prefix: str = "") -> None:
     if not self.enabled or not scalars:

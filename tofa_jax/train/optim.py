@@ -27,10 +27,10 @@ def decay_mask(params: Any) -> Any:
 
 
 def schedule(cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int) -> optax.Schedule:
-  """Linear warm-up over `warmup_epochs` epochs to `lr`, then cosine decay to 0 or, with
-  `schedule='constant'`, `lr` to the end."""
-  warmup = epochs.warmup_steps(cfg["warmup_epochs"], steps_per_epoch)
-  warmup = min(warmup, max(total_steps - 1, 0))
+  """Linear warm-up over `warmup_epochs` epochs (at most half of the run,
+  `epochs.run_warmup`) to `lr`, then cosine decay to 0 or, with `schedule='constant'`,
+  `lr` to the end."""
+  warmup = epochs.run_warmup(cfg["warmup_epochs"], steps_per_epoch, total_steps)
   kind = cfg.get("schedule", "cosine")  # configs saved before the key: cosine
   if kind not in SCHEDULES:
     raise ValueError(f"optim.schedule={kind!r} is unknown; choose one of {list(SCHEDULES)}")
