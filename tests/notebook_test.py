@@ -18,9 +18,9 @@ NOTEBOOK = os.path.join(ROOT, "notebooks", "tofa_colab.ipynb")
 
 # What CI runs: no Colab, no network, and a demo small enough for the whole notebook to
 # take about 3 minutes on 2 CPU cores, most of it compiling the train step (the tiny_lite
-# space from scratch at one resolution, 4 steps; a 2-member palette by the rule alone; its
-# smallest member predicts). The test puts these in a cell after the "parameters" cell, as
-# papermill does.
+# space from scratch at one resolution, 4 steps; a 2-member palette by the rule alone; one
+# member through the Python API and its smallest through `predict`). The test puts these in
+# a cell after the "parameters" cell, as papermill does.
 CI_PARAMETERS = {
     "ON_COLAB": False,
     "ONLINE": False,
@@ -230,12 +230,13 @@ def test_runs_offline_end_to_end(tmp_path):
   assert re.search(r"^\d+\.\d+\.\d+ \[CpuDevice", output_of("jax.devices()"), re.M)
   assert "final top1_max" in output_of("tofa_jax.main --config=configs/demo.py")
   assert "wrote " in output_of("tofa_jax.palette --workdir={RUNS_DIR}/demo")
-  palette = runs / "demo" / "palette"
+  palette = runs / "demo" / "palettes" / "demo"  # --config.palette.name=demo
+  assert sorted(os.listdir(runs / "demo" / "palettes")) == ["demo"]  # no temporary left
   with open(palette / "palette.json") as f:
     members = json.load(f)["models"]
   assert len(members) >= 1
   assert len((palette / "palette.csv").read_text().strip().splitlines()) == len(members) + 1
-  table = output_of('pd.read_csv(f"{RUNS_DIR}/demo/palette/palette.csv")')
+  table = output_of('pd.read_csv(f"{RUNS_DIR}/demo/palettes/demo/palette.csv")')
   assert "latency_ms_b1" in table and "nfr_from_smaller" in table
   shown = [o for o in next(c for c in nb.cells if "accuracy_vs_mflops.png" in c.source).outputs
            if "image/png" in o.get("data", {})]
@@ -244,9 +245,37 @@ def test_runs_offline_end_to_end(tmp_path):
     assert (palette / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
   # Nothing of section 2 ran: no download, no flowers run.
   assert not (tmp_path / "tfds").exists() and not (runs / "flowers").exists()
-  ranked = re.findall(r"^(\d): class (\d+)  p=([0-9.]+)$",
+  _check_python_api(output_of("tofa_jax.Palette.load"), palette, members)
+  # `rank. name (class i) p=...`: the demo's classes are named "0".."9".
+  ranked = re.findall(r"^(\d)\. (.+) \(class (\d+)\) p=([0-9.]+)$",
                       output_of("tofa_jax.predict"), re.M)
-  assert [int(r) for r, _, _ in ranked] == [1, 2, 3, 4, 5]
-  probs = [float(p) for _, _, p in ranked]
+  assert [int(r) for r, _, _, _ in ranked] == [1, 2, 3, 4, 5]
+  assert all(name == c for _, name, c, _ in ranked)
+  probs = [float(p) for _, _, _, p in ranked]
   assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
-  assert len({c for _, c, _ in ranked}) == 5
+  assert len({c for _, _, c, _ in ranked}) == 5
+
+
+def _check_python_api(text: str, palette, members: list[dict]) -> None:
+  """The Python API cell: the member `member_for` picked is the largest within the budget
+  it printed, and its top-3 for the first 4 test digits are ranked and named."""
+  from tofa_jax.data import datasets
+
+  m = re.search(r"^budget ([0-9.]+) MFLOPs -> Member\((.+)/member_(\d\d), (\d+) px, "
+                r"([0-9.]+) MFLOPs, classes: 10\)$", text, re.M)
+  assert m, text
+  assert m[2] == str(palette / "models")
+  mflops = sorted(r["mflops"] for r in members)
+  budget = (mflops[0] + mflops[-1]) / 2  # the cell's budget
+  assert float(m[1]) == pytest.approx(budget, rel=1e-3)
+  chosen = max((r for r in members if r["mflops"] <= budget),
+               key=lambda r: (r["mflops"], r["member"]))
+  assert (int(m[3]), float(m[5])) == (chosen["member"], pytest.approx(chosen["mflops"]))
+  rows = re.findall(r"^true (\d), top-3: (\d) p=([0-9.]+), (\d) p=([0-9.]+), (\d) p=([0-9.]+)$",
+                    text, re.M)
+  test = datasets.bundled("digits", "test")
+  assert [int(r[0]) for r in rows] == list(test.labels[:4])
+  for r in rows:
+    assert len(set(r[1::2])) == 3
+    probs = [float(p) for p in r[2::2]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
