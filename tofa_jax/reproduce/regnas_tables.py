@@ -15,7 +15,7 @@ import numpy as np
 
 from tofa_jax.reproduce.context import Study
 from tofa_jax.reproduce.sections import Section
-from tofa_jax.reproduce.stats import compare, summary
+from tofa_jax.reproduce.stats import as_good_as, beats, summary
 from tofa_jax.search import finetune as finetune_lib
 
 # (reward, CAS): R2 + CAS runs last and exports its members, which `finetuning` trains.
@@ -45,21 +45,24 @@ def rewards(study: Study) -> Section:
   got = {}
   for reward, cas in VARIANTS:
     reports = [_palette(study, reward, cas, s) for s in study.seeds]
-    got[(reward, cas)] = (summary([_consecutive_nfr(r) for r in reports]),
-                          summary([np.mean([m["top1"] for m in r["models"]]) for r in reports]))
-  rows = [[reward, "yes" if cas else "no", nfr.pct(), top1.pct()]
+    # One value per seed, in seed order (the paired verdicts need them aligned).
+    got[(reward, cas)] = ([_consecutive_nfr(r) for r in reports],
+                          [float(np.mean([m["top1"] for m in r["models"]])) for r in reports])
+  rows = [[reward, "yes" if cas else "no", summary(nfr).pct(), summary(top1).pct()]
           for (reward, cas), (nfr, top1) in got.items()]
   nfr = {k: v[0] for k, v in got.items()}
   top1 = {k: v[1] for k, v in got.items()}
   reading = [
-      compare(nfr[("R2", True)], nfr[("R0", False)], higher_is_better=False).sentence(
-          "REG-NAS (R2 + CAS) has a lower NFR than plain accuracy search (R0, no CAS)"),
-      compare(nfr[("R0", True)], nfr[("R0", False)], higher_is_better=False).sentence(
-          "CAS alone lowers NFR (R0)"),
-      compare(nfr[("R1", False)], nfr[("R0", False)], higher_is_better=False).sentence(
-          "the NFR reward alone lowers NFR (R1 vs R0, no CAS)"),
-      compare(top1[("R2", True)], top1[("R0", False)]).sentence(
-          "top-1 of REG-NAS vs R0 (the paper: within a fraction of a point, so not 'held')")]
+      beats(nfr[("R2", True)], nfr[("R0", False)],
+            "REG-NAS (R2 + CAS) has a lower NFR than plain accuracy search (R0, no CAS)",
+            higher_is_better=False),
+      beats(nfr[("R0", True)], nfr[("R0", False)], "CAS alone lowers NFR (R0)",
+            higher_is_better=False),
+      beats(nfr[("R1", False)], nfr[("R0", False)],
+            "the NFR reward alone lowers NFR (R1 vs R0, no CAS)", higher_is_better=False),
+      as_good_as(top1[("R2", True)], top1[("R0", False)],
+                 "REG-NAS's mean member top-1 as good as R0's (the paper: within a fraction "
+                 "of a point)")]
   return Section(
       key="regnas_rewards", title="REG-NAS analog: negative flips between consecutive members",
       claim="Searching with the reward R2 = Top1 - NFR inside the CAS set (each member contains "
@@ -114,12 +117,14 @@ def finetuning(study: Study) -> Section:
       rs = results[(member, loss)]
       rows.append([str(member), loss.upper(), summary([r["after"]["top1"] for r in rs]).pct(),
                    summary([r["after"]["nfr"] for r in rs]).pct()])
-    nfr = {loss: summary([r["after"]["nfr"] for r in results[(member, loss)]])
+    # Per seed, in seed order: `results` appends each loss's runs seed by seed.
+    nfr = {loss: [r["after"]["nfr"] for r in results[(member, loss)]]
            for loss in finetune_lib.LOSSES}
-    reading.append(compare(nfr["fd"], nfr["ce"], higher_is_better=False).sentence(
-        f"member {member}: FD fine-tuning ends with a lower NFR than CE"))
-    reading.append(compare(nfr["ce"], summary([r["before"]["nfr"] for r in before])).sentence(
-        f"member {member}: CE fine-tuning raises NFR"))
+    reading.append(beats(nfr["fd"], nfr["ce"],
+                         f"member {member}: FD fine-tuning ends with a lower NFR than CE",
+                         higher_is_better=False))
+    reading.append(beats(nfr["ce"], [r["before"]["nfr"] for r in before],
+                         f"member {member}: CE fine-tuning raises NFR"))
   return Section(
       key="regnas_finetune", title="REG-NAS section 4.4 analog: fine-tuning with CE against FD",
       claim="Fine-tuning a REG-NAS member with cross-entropy raises its NFR against the "

@@ -8,7 +8,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from tofa_jax.reproduce import machine
+from tofa_jax.reproduce import machine, stats
 from tofa_jax.reproduce.sections import Section
 
 
@@ -54,9 +54,7 @@ def page(sections: Sequence[Section], command: str, seeds: Sequence[int], second
   if quick:
     lines += ["**Quick mode (`--quick`): a pipeline check on a tiny space from random weights. "
               "Its figures mean nothing.**", ""]
-  lines += ["Each table ends with a reading: whether the paper's claim held at this scale, "
-            "with the gap against the seeds' spread (the larger of the two sample standard "
-            "deviations). \"Within the spread\" means the seeds cannot tell the two apart.", ""]
+  lines += [stats.METHOD, ""]
   checks = checks or {}
   lines += [s.markdown(plot_dir, checks.get(s.key, "")) for s in sections]
   return "\n".join(lines)

@@ -11,7 +11,7 @@ from tofa_jax.reproduce import plots
 from tofa_jax.reproduce.arms import ARMS
 from tofa_jax.reproduce.context import Study
 from tofa_jax.reproduce.sections import Section
-from tofa_jax.reproduce.stats import compare, summary
+from tofa_jax.reproduce.stats import beats, summary
 
 SCHEMES = ("progressive_shrinking", "rss_epoch", "rss_batch", "sandwich")
 BIAS = ("single_min", "single_mid", "single_max", "min_then_max", "max_then_min",
@@ -19,7 +19,8 @@ BIAS = ("single_min", "single_mid", "single_max", "min_then_max", "max_then_min"
 
 
 def _population(study: Study, arm: str):
-  """Per bin: labels, the top-1 values pooled over seeds, and each seed's mean."""
+  """Per bin: labels, the top-1 values pooled over seeds; and each seed's mean, in seed
+  order (the paired verdicts need them aligned)."""
   extra = (("palette.population_bins", int(study.base.study.population_bins)),
            ("palette.resolutions", tuple(study.base.model.resolutions)),
            ("palette.method", "rule"), ("palette.compare", ()))
@@ -28,14 +29,14 @@ def _population(study: Study, arm: str):
   labels = [f"{b['low_mflops']:.3g}-{b['high_mflops']:.3g}" for b in bins]
   pooled = [[v for r in reports for v in r["population"][i]["top1"]] for i in range(len(bins))]
   per_seed = [float(np.mean([v for b in r["population"] for v in b["top1"]])) for r in reports]
-  return labels, pooled, summary(per_seed)
+  return labels, pooled, per_seed
 
 
 def _section(study: Study, key: str, arms: tuple[str, ...], title: str, claim: str, notes: str,
              reading) -> Section:
   got = {a: _population(study, a) for a in arms}
   labels = got[arms[0]][0]
-  rows = [[a, ARMS[a].what, got[a][2].pct(),
+  rows = [[a, ARMS[a].what, summary(got[a][2]).pct(),
            *[f"{100 * np.mean(v):.1f}" if v else "n/a" for v in got[a][1]]] for a in arms]
   plot = f"{key}.png"
   plots.grouped_boxes(labels, {a: got[a][1] for a in arms}, title,
@@ -58,10 +59,10 @@ def _notes(study: Study) -> str:
 def schemes(study: Study) -> Section:
   def reading(got):
     v = lambda a: got[a][2]  # noqa: E731
-    return [compare(v("rss_epoch"), v("progressive_shrinking")).sentence(
+    return [beats(v("rss_epoch"), v("progressive_shrinking"),
                 "RSS (per epoch) > progressive shrinking"),
-            compare(v("rss_epoch"), v("rss_batch")).sentence("per-epoch > per-batch sampling"),
-            compare(v("sandwich"), v("rss_epoch")).sentence(
+            beats(v("rss_epoch"), v("rss_batch"), "per-epoch > per-batch sampling"),
+            beats(v("sandwich"), v("rss_epoch"),
                 "sandwich (not an RSS claim, for reference) > RSS")]
   return _section(
       study, "rss_schemes", SCHEMES,
@@ -79,10 +80,10 @@ def bias(study: Study) -> Section:
       means = [np.mean(x) if x else -1.0 for x in got[a][1]]
       out.append(f"{a}: its best bin is {got[a][0][int(np.argmax(means))]} MFLOPs of "
                  f"{', '.join(got[a][0])}.")
-    out += [compare(v("alternating"), v("min_then_max")).sentence("alternating > min then max"),
-            compare(v("alternating"), v("max_then_min")).sentence("alternating > max then min"),
-            compare(v("min_then_max"), v("max_then_min")).sentence("min then max > max then min"),
-            compare(v("rss_epoch"), v("alternating")).sentence("RSS > alternating")]
+    out += [beats(v("alternating"), v("min_then_max"), "alternating > min then max"),
+            beats(v("alternating"), v("max_then_min"), "alternating > max then min"),
+            beats(v("min_then_max"), v("max_then_min"), "min then max > max then min"),
+            beats(v("rss_epoch"), v("alternating"), "RSS > alternating")]
     return out
   return _section(
       study, "rss_bias", BIAS, "RSS Figures 6-7 analog: biased selection schemes",

@@ -10,12 +10,13 @@ import os
 from tofa_jax.reproduce.arms import Arm
 from tofa_jax.reproduce.context import Study
 from tofa_jax.reproduce.sections import Section
-from tofa_jax.reproduce.stats import compare, not_worse, summary
+from tofa_jax.reproduce.stats import as_good_as, beats, summary
 from tofa_jax.search import palette_plots
 
 
-def _top1(study: Study, arm: str, key: str):
-  return summary([study.train(arm, s)[key] for s in study.seeds])
+def _top1(study: Study, arm: str, key: str) -> list:
+  """One value per seed, in seed order (the paired verdicts need them aligned)."""
+  return [study.train(arm, s)[key] for s in study.seeds]
 
 
 def _mask_rate(study: Study, arm: str) -> str:
@@ -34,10 +35,10 @@ def table3(study: Study) -> Section:
       claim="TOFA-full beats FixMatch, which beats the Baseline; TOFA-lab beats the Baseline "
             "by 2-4 points (paper, Table 3 and section 4.3).",
       header=["method", "maxnet top-1 (%)", "FixMatch mask rate (%)"],
-      rows=[[names[a], got[a].pct(), _mask_rate(study, a)] for a in names],
-      reading=[compare(got["tofa"], got["fixmatch"]).sentence("TOFA-full > FixMatch"),
-               compare(got["fixmatch"], got["baseline"]).sentence("FixMatch > Baseline"),
-               compare(got["lab"], got["baseline"]).sentence("TOFA-lab > Baseline")],
+      rows=[[names[a], summary(got[a]).pct(), _mask_rate(study, a)] for a in names],
+      reading=[beats(got["tofa"], got["fixmatch"], "TOFA-full > FixMatch"),
+               beats(got["fixmatch"], got["baseline"], "FixMatch > Baseline"),
+               beats(got["lab"], got["baseline"], "TOFA-lab > Baseline")],
       notes="All four start from the same ImageNet weights with the same optimiser, steps and "
             "data; Baseline and FixMatch train the maxnet alone (`train.mode='single'`).")
 
@@ -46,9 +47,9 @@ def table4(study: Study) -> Section:
   variants = {"lab": "L^lab", "fm": "L^lab + L^FM", "dist": "L^lab + L^dist",
               "tofa": "L^lab + L^FM + L^dist (TOFA)"}
   got = {(a, n): _top1(study, a, f"top1_{n}") for a in variants for n in ("max", "min")}
-  reading = [compare(got[(a, "max")], got[("lab", "max")]).sentence(f"maxnet: {a} > lab")
+  reading = [beats(got[(a, "max")], got[("lab", "max")], f"maxnet: {a} > lab")
              for a in ("fm", "dist", "tofa")]
-  reading += [compare(got[(a, "min")], got[("lab", "min")]).sentence(f"minnet: {a} > lab")
+  reading += [beats(got[(a, "min")], got[("lab", "min")], f"minnet: {a} > lab")
               for a in ("fm", "dist", "tofa")]
   return Section(
       key="table4", title="TOFA Table 4 analog: loss variants, maxnet and minnet",
@@ -56,7 +57,7 @@ def table4(study: Study) -> Section:
             "best for maxnet and minnet (paper, Table 4).",
       header=["variant", "loss", "maxnet top-1 (%)", "minnet top-1 (%)",
               "FixMatch mask rate (%)"],
-      rows=[[a, variants[a], got[(a, "max")].pct(), got[(a, "min")].pct(),
+      rows=[[a, variants[a], summary(got[(a, "max")]).pct(), summary(got[(a, "min")]).pct(),
              _mask_rate(study, a)] for a in variants],
       reading=reading)
 
@@ -83,8 +84,7 @@ def selection(study: Study) -> Section:
   for m, name in METHODS.items():
     cells = [summary(v).pct() for v in top1[m]]
     rows.append([name, *cells, f"{sum(cost[m]) / len(cost[m]):.0f}"])
-  reading = [not_worse(summary(top1["rule"][i]), summary(top1[m][i]),
-                           f"At {t:.1f} MFLOPs, rule minus {m}")
+  reading = [as_good_as(top1["rule"][i], top1[m][i], f"At {t:.1f} MFLOPs, rule as good as {m}")
              for i, t in enumerate(budgets) for m in ("predictor", "random")]
   series = {m: [(t, summary(v).mean) for t, v in zip(budgets, top1[m], strict=True)
                 if summary(v).values] for m in METHODS}
@@ -128,9 +128,10 @@ def palette_vs_alone(study: Study) -> Section:
       entry["alone"].append(next(v for k, v in result.items() if k.startswith("top1_")))
   rows, reading = [], []
   for i, e in sorted(per_member.items()):
-    pal, alone = summary(e["palette"]), summary(e["alone"])
-    rows.append([str(i), f"{summary(e['mflops']).mean:.1f}", pal.pct(), alone.pct()])
-    reading.append(not_worse(pal, alone, f"Member {i}, palette minus alone"))
+    rows.append([str(i), f"{summary(e['mflops']).mean:.1f}", summary(e["palette"]).pct(),
+                 summary(e["alone"]).pct()])
+    reading.append(as_good_as(e["palette"], e["alone"],
+                              f"Member {i}, from the palette as good as trained alone"))
   return Section(
       key="palette_vs_alone", title="Beyond the papers: palette members against training each "
                                     "alone",
