@@ -2,7 +2,7 @@
 
 import os
 
-from tofa_jax.reproduce import report
+from tofa_jax.reproduce import report, stats
 from tofa_jax.reproduce.sections import Section
 
 
@@ -33,6 +33,7 @@ def test_the_page_says_how_when_and_where_and_the_docs_copy_points_at_its_plots(
   assert ("- Compute: 1.50 hours, the sum of every kept run's time (training, palettes, "
           "fine-tuning) over all invocations") in lines
   assert "Quick mode" not in text
+  assert stats.METHOD in lines  # the verdicts' definitions and the margin, on the page
   assert "Quick mode" in report.page([], "c", [0], 1.0, 0, quick=True, plot_dir="plots",
                                      compute_seconds=0.0)
   root = tmp_path / "study"

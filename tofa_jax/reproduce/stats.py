@@ -191,9 +191,10 @@ def _figures(p: Paired) -> str:
 
 
 def _sentence(claim: str, p: Paired, verdict: str) -> str:
-  if p.n < 2:
-    gap = f"{100 * p.mean:+.1f} points" if p.n else "no paired value"
-    return f"{claim}: a difference of {gap} on {p.n} seed{'' if p.n == 1 else 's'}, so no verdict."
+  if p.n == 0:
+    return f"{claim}: no seed has both results, so no verdict."
+  if p.n == 1:
+    return f"{claim}: a difference of {100 * p.mean:+.1f} points on 1 seed, so no verdict."
   return f"{claim}: {verdict} ({_figures(p)})."
 
 
