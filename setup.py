@@ -67,6 +67,8 @@ setup(
             "ofa==0.1.0.post202307202001",  # Once-for-All's OFAMobileNetV3
             "efficientnet-lite-pytorch==0.1.0",  # lukemelas-style EfficientNet-Lite
         ],
+        # benchmarks/peer_step.py: the PyTorch Once-for-All supernet it times ours against.
+        "bench": ["torch==2.13.0", "ofa==0.1.0.post202307202001"],
         # Only to prepare TFDS datasets (image encoding): python -m tofa_jax.prepare_data
         "prepare": ["tensorflow-cpu"],
     },
