@@ -9,11 +9,13 @@ some), on abstract arguments as the trainer compiles them (`programs.abstract_ar
 `train.remat=auto` as `layer`, JAX's persistent cache off), one line:
 
   resolution=<px> subnets=<n> trace_s=<s> lower_s=<s> stablehlo_lines=<n> compile_s=<s>
-      rss_gib=<peak>
+      compile_cpu_s=<s> rss_gib=<peak>
 
 `trace_s` is Python running the step under JAX's tracer (jaxpr), `lower_s` the jaxpr to
 StableHLO, `compile_s` XLA (HLO passes, then LLVM code generation for the CPU);
-`--lower_only` stops before XLA. `--passes=N` records the compile with JAX's profiler
+`compile_cpu_s` its CPU seconds (all
+threads; steadier than wall time when other jobs share the cores). `--lower_only` stops
+before XLA. `--passes=N` records the compile with JAX's profiler
 and prints XLA's N longest named phases and passes (its TraceMe events, summed by
 name over the compile's threads; nested events overlap their parents). `rss_gib` is
 the process's peak resident memory so far. Each `--options=k=v,...` compiles the same
@@ -57,6 +59,13 @@ def _options(text: str) -> dict[str, str | bool | int]:
     key, value = pair.split("=", 1)
     out[key] = {"true": True, "false": False}.get(value.lower(), value)
   return out
+
+
+def _cpu_s() -> float:
+  """This process's CPU seconds (user + system, every thread): less swayed than wall
+  time by other jobs on a shared machine."""
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss_gib() -> float:
@@ -114,21 +123,22 @@ def main(argv):
       with tempfile.TemporaryDirectory() as trace_dir:
         if _PASSES.value:
           jax.profiler.start_trace(trace_dir)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_s()
         lowered.compile()
-        t_compile = time.perf_counter() - t
+        t_compile, cpu_compile = time.perf_counter() - t, _cpu_s() - cpu
         if _PASSES.value:
           jax.profiler.stop_trace()
           phases = xla_phases(trace_dir, _PASSES.value)
-      line += f" compile_s={t_compile:.1f}"
+      line += f" compile_s={t_compile:.1f} compile_cpu_s={cpu_compile:.1f}"
     print(f"{line} rss_gib={_peak_rss_gib():.2f}", flush=True)
     if _PASSES.value and not _LOWER_ONLY.value:
       for name, seconds, n in phases:
         print(f"  xla {seconds:8.2f} s  x{n:<5d} {name}", flush=True)
     for text in [] if _LOWER_ONLY.value else _OPTIONS.value:
-      t = time.perf_counter()
+      t, cpu = time.perf_counter(), _cpu_s()
       lowered.compile(compiler_options=_options(text))
       print(f"  with {text}: compile_s={time.perf_counter() - t:.1f} "
+            f"compile_cpu_s={_cpu_s() - cpu:.1f} "
             f"rss_gib={_peak_rss_gib():.2f}", flush=True)
 
 

@@ -12,10 +12,12 @@ OFAMobileNetV3 (width 1.0, kernels 3/5/7, expansions 3/4/6, depths 2/3/4).
 
 This machine is shared and its speed drifts by tens of percent within minutes, so
 the two are timed in alternation in one process: each round times `--repeats` steps
-of ours, then as many of the peer's, and gives one ratio. Printed: every round, and
-the median of the rounds' ratios. Both sides use `--threads` CPU threads (torch's
-intra-op pool; XLA's CPU client uses every core, which is the same number on the
-2-core machines this was written for).
+of ours, then as many of the peer's, and gives one ratio. Printed: every round (wall
+and CPU milliseconds per step), and the median of the rounds' wall-time ratios. On
+an oversubscribed machine torch's OpenMP threads wait on preempted siblings and its
+wall time balloons far more than XLA's: compare figures taken with the cores free.
+Both sides use `--threads` CPU threads (torch's intra-op pool; XLA's CPU client uses
+every core, which is the same number on the 2-core machines this was written for).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import importlib.abc
 import importlib.machinery
 import os
+import resource
 import statistics
 import sys
 import time
@@ -108,11 +111,17 @@ def peer_step(space, args: argparse.Namespace) -> Callable[[], None]:
   return step
 
 
-def _seconds_per_step(step: Callable[[], None], repeats: int) -> float:
-  start = time.perf_counter()
+def _cpu_s() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def _seconds_per_step(step: Callable[[], None], repeats: int) -> tuple[float, float]:
+  """(wall, CPU) seconds per step; CPU time counts every thread of the process."""
+  start, cpu = time.perf_counter(), _cpu_s()
   for _ in range(repeats):
     step()
-  return (time.perf_counter() - start) / repeats
+  return (time.perf_counter() - start) / repeats, (_cpu_s() - cpu) / repeats
 
 
 def main() -> None:
@@ -140,10 +149,11 @@ def main() -> None:
   peer()  # warm-up: allocator and oneDNN primitive caches
   ratios = []
   for r in range(args.rounds):
-    t_ours = _seconds_per_step(ours, args.repeats)
-    t_peer = _seconds_per_step(peer, args.repeats)
+    (t_ours, c_ours), (t_peer, c_peer) = (_seconds_per_step(ours, args.repeats),
+                                          _seconds_per_step(peer, args.repeats))
     ratios.append(t_peer / t_ours)
-    print(f"round {r}: tofa_jax {t_ours * 1e3:.0f} ms/step, peer {t_peer * 1e3:.0f} ms/step, "
+    print(f"round {r}: tofa_jax {t_ours * 1e3:.0f} ms/step ({c_ours * 1e3:.0f} CPU ms), "
+          f"peer {t_peer * 1e3:.0f} ms/step ({c_peer * 1e3:.0f} CPU ms), "
           f"speed ratio (peer time / ours) {ratios[-1]:.2f}x", flush=True)
   print(f"median speed ratio over {args.rounds} rounds: {statistics.median(ratios):.2f}x "
         "(above 1: tofa_jax is faster)")
