@@ -78,6 +78,8 @@ setup(
             # tests/data/fgvc_aircraft_test.py prepares a dataset (see "prepare").
             "importlib_resources>=6",
         ],
+        # benchmarks/peer_step.py: the PyTorch Once-for-All supernet it times ours against.
+        "bench": ["torch>=2.5", "ofa>=0.1.0.post202307202001"],
         # Only to prepare TFDS datasets (image encoding): python -m tofa_jax.prepare_data.
         # TFDS's download_and_prepare imports importlib_resources (through etils), which
         # neither declares on Python >= 3.9.

@@ -1,9 +1,9 @@
 """Supernet speed: compile time, per-subnet forward+backward, sandwich step.
 
-The sandwich step is the one `../shared/tools/ofa_peer_bench.py` times for the
-PyTorch OFA supernet: max subnet with cross-entropy, then the min and two random
-subnets distilled from the max subnet's soft predictions, one SGD-momentum
-update, all in one jitted program.
+The sandwich step is the one `benchmarks/peer_step.py` times for the PyTorch OFA
+supernet: max subnet with cross-entropy, then the min and two random subnets
+distilled from the max subnet's soft predictions, one SGD-momentum update, all in
+one jitted program (`sandwich_program`, which peer_step.py also runs).
 
   python benchmarks/supernet_step.py --space=ofa_mbv3 --batch=32 --resolution=64
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +33,8 @@ def _time(fn, *args, repeats: int) -> float:
   return (time.perf_counter() - start) / repeats
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser()
+def add_flags(parser: argparse.ArgumentParser) -> None:
+  """The flags that pick the supernet and the input (shared with peer_step.py)."""
   parser.add_argument("--space", default="ofa_mbv3")
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--resolution", type=int, default=64)
@@ -44,58 +45,87 @@ def main() -> None:
   parser.add_argument("--dtype", default="float32", choices=tuple(supernet.DTYPES))
   parser.add_argument("--masked", action="store_true",
                       help="pure masking (no lax.cond/switch): every subnet costs the max")
+
+
+def sandwich_archs(space) -> list[arch_lib.Arch]:
+  """The sandwich's subnets: max, min, and two random ones (fixed seeds, so the peer
+  runs the very same subnets)."""
+  return [sampling.max_arch(space), sampling.min_arch(space)] + [
+      sampling.random_arch(space, sampling.rng_for(0, 2, salt)) for salt in range(2)]
+
+
+class Bench:
+  """The supernet, its variables, one batch, and the jitted programs timed here."""
+
+  def __init__(self, args: argparse.Namespace):
+    self.space = space = search_space.get_space(args.space)
+    model = supernet.build(space, args.classes, depthwise_impl=args.depthwise_impl,
+                           conditional=not args.masked, remat=args.remat,
+                           dtype=supernet.DTYPES[args.dtype])
+    variables = supernet.init_variables(model, 0, args.resolution)
+    self.params, self.stats = variables["params"], variables["batch_stats"]
+    rng = np.random.default_rng(0)
+    self.images = jnp.asarray(
+        rng.normal(size=(args.batch, args.resolution, args.resolution, 3)), jnp.float32)
+    self.labels = jnp.asarray(rng.integers(0, args.classes, args.batch))
+    images, labels, res = self.images, self.labels, args.resolution
+
+    def apply(p, s, arch, train=True):
+      return model.apply({"params": p, "batch_stats": s}, images, arch, train=train,
+                         resolution=res, mutable=["batch_stats"])
+
+    @jax.jit
+    def fwd_bwd(p, s, arch):
+      def loss(p):
+        logits, new = apply(p, s, arch)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), new
+      return jax.grad(loss, has_aux=True)(p)
+
+    tx = optax.sgd(0.01, momentum=0.9)
+    self.opt_state = tx.init(self.params)
+
+    @jax.jit
+    def sandwich(p, s, o, stacked):
+      def max_loss(p):
+        logits, new = apply(p, s, jax.tree.map(lambda a: a[0], stacked))
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return ce, (logits, new["batch_stats"])
+      grads, (logits, new_s) = jax.grad(max_loss, has_aux=True)(p)
+      soft = jax.lax.stop_gradient(jax.nn.softmax(logits))
+
+      def body(g_acc, arch):
+        def kd(p):
+          out, _ = apply(p, s, arch)
+          return optax.softmax_cross_entropy(out, soft).mean()
+        return jax.tree.map(jnp.add, g_acc, jax.grad(kd)(p)), None
+
+      grads, _ = jax.lax.scan(body, grads, jax.tree.map(lambda a: a[1:], stacked))
+      updates, o = tx.update(grads, o, p)
+      return optax.apply_updates(p, updates), new_s, o
+
+    self.fwd_bwd, self.sandwich = fwd_bwd, sandwich
+    self.stacked = jax.tree.map(jnp.asarray, arch_lib.stack_arrays(
+        [arch_lib.to_arrays(space, a) for a in sandwich_archs(space)]))
+
+  def arrays(self, a: arch_lib.Arch):
+    return jax.tree.map(jnp.asarray, arch_lib.to_arrays(self.space, a))
+
+  def sandwich_step(self) -> Callable[[], None]:
+    """One sandwich step (compiled on first call), blocking until it is done. The
+    state is not carried over, so every call does the same work."""
+    args = (self.params, self.stats, self.opt_state, self.stacked)
+    return lambda: jax.block_until_ready(self.sandwich(*args))
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser()
+  add_flags(parser)
   args = parser.parse_args()
-
-  space = search_space.get_space(args.space)
-  model = supernet.build(space, args.classes, depthwise_impl=args.depthwise_impl,
-                         conditional=not args.masked, remat=args.remat,
-                         dtype=supernet.DTYPES[args.dtype])
-  variables = supernet.init_variables(model, 0, args.resolution)
-  params, stats = variables["params"], variables["batch_stats"]
-  rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.normal(size=(args.batch, args.resolution, args.resolution, 3)),
-                       jnp.float32)
-  labels = jnp.asarray(rng.integers(0, args.classes, args.batch))
-  res = args.resolution
-
-  def arrays(a):
-    return jax.tree.map(jnp.asarray, arch_lib.to_arrays(space, a))
-
+  bench = Bench(args)
+  space, res = bench.space, args.resolution
+  params, stats, fwd_bwd = bench.params, bench.stats, bench.fwd_bwd
   archs = {"max": sampling.max_arch(space), "min": sampling.min_arch(space),
            "random": sampling.random_arch(space, sampling.rng_for(0, 1))}
-
-  def apply(p, s, arch, train=True):
-    return model.apply({"params": p, "batch_stats": s}, images, arch, train=train,
-                       resolution=res, mutable=["batch_stats"])
-
-  @jax.jit
-  def fwd_bwd(p, s, arch):
-    def loss(p):
-      logits, new = apply(p, s, arch)
-      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), new
-    return jax.grad(loss, has_aux=True)(p)
-
-  tx = optax.sgd(0.01, momentum=0.9)
-  opt_state = tx.init(params)
-
-  @jax.jit
-  def sandwich(p, s, o, stacked):
-    def max_loss(p):
-      logits, new = apply(p, s, jax.tree.map(lambda a: a[0], stacked))
-      ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-      return ce, (logits, new["batch_stats"])
-    grads, (logits, new_s) = jax.grad(max_loss, has_aux=True)(p)
-    soft = jax.lax.stop_gradient(jax.nn.softmax(logits))
-
-    def body(g_acc, arch):
-      def kd(p):
-        out, _ = apply(p, s, arch)
-        return optax.softmax_cross_entropy(out, soft).mean()
-      return jax.tree.map(jnp.add, g_acc, jax.grad(kd)(p)), None
-
-    grads, _ = jax.lax.scan(body, grads, jax.tree.map(lambda a: a[1:], stacked))
-    updates, o = tx.update(grads, o, p)
-    return optax.apply_updates(p, updates), new_s, o
 
   mode = "masked" if args.masked else "conditional"
   print(f"space={args.space} batch={args.batch} res={res} mode={mode} "
@@ -103,22 +133,22 @@ def main() -> None:
         f"backend={jax.default_backend()} "
         f"devices={jax.device_count()}")
   t0 = time.perf_counter()
-  jax.block_until_ready(fwd_bwd(params, stats, arrays(archs["max"])))
+  jax.block_until_ready(fwd_bwd(params, stats, bench.arrays(archs["max"])))
   print(f"compile fwd+bwd: {time.perf_counter() - t0:.1f} s")
   times = {}
   for name, a in archs.items():
-    times[name] = _time(fwd_bwd, params, stats, arrays(a), repeats=args.repeats)
+    times[name] = _time(fwd_bwd, params, stats, bench.arrays(a), repeats=args.repeats)
     print(f"fwd+bwd {name:>6}: {times[name] * 1e3:8.1f} ms")
   print(f"min/max fwd+bwd ratio: {times['min'] / times['max']:.2f}")
 
-  sand = [archs["max"], archs["min"]] + [
-      sampling.random_arch(space, sampling.rng_for(0, 2, salt)) for salt in range(2)]
-  stacked = jax.tree.map(jnp.asarray, arch_lib.stack_arrays([arch_lib.to_arrays(space, a)
-                                                             for a in sand]))
+  step = bench.sandwich_step()
   t0 = time.perf_counter()
-  jax.block_until_ready(sandwich(params, stats, opt_state, stacked))
+  step()
   print(f"compile sandwich: {time.perf_counter() - t0:.1f} s")
-  dt = _time(sandwich, params, stats, opt_state, stacked, repeats=args.repeats)
+  t0 = time.perf_counter()
+  for _ in range(args.repeats):
+    step()
+  dt = (time.perf_counter() - t0) / args.repeats
   print(f"sandwich step (max+min+2 random): {dt * 1e3:.0f} ms/step, "
         f"{args.batch / dt:.1f} labelled img/s")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -298,15 +299,20 @@ def _whole_sandwich_reference(model, cfg, params, batch_stats, batch, subnets, k
   return jax.value_and_grad(total_loss, has_aux=True)(params)
 
 
-def test_backward_per_subnet_equals_one_backward_over_the_sandwich():
+@pytest.mark.heavy(70)
+@pytest.mark.parametrize("drawn", [40, 32])
+def test_backward_per_subnet_equals_one_backward_over_the_sandwich(drawn):
+  # drawn=32: the random subnets share the min subnet's (smallest) resolution, and the
+  # step runs all of them, the min first, through one scanned body.
   space = get_space("tiny")
   model = supernet.build(space, num_classes=5, dropout_rate=0.2, drop_connect_rate=0.2)
   variables = randomized_variables(model, seed=3)
   cfg = train_step.StepConfig(variant="tofa", image_size=40, threshold=0.25)
   _, _, _, _, batch, _ = _setup()
   archs = train_step.step_archs(space, cfg, seed=0, step=5, epoch=0)
+  assert [a.resolution for a in archs] == [32, 40, 40]  # the min at the smallest
+  archs = archs[:1] + [dataclasses.replace(a, resolution=drawn) for a in archs[1:]]
   resolutions = [a.resolution for a in archs]
-  assert resolutions == [32, 40, 40]  # the min at the smallest; this step draws 40
   subnets = train_step.stacked(space, archs)
   key = jax.random.PRNGKey(11)
   params, stats = variables["params"], variables["batch_stats"]
