@@ -16,6 +16,7 @@ import pytest
 
 from helpers.configs import tiny_config
 from helpers.paths import ROOT
+from helpers.xla_env import xla_flags
 from tofa_jax.data import datasets
 from tofa_jax.model import supernet
 from tofa_jax.space import sampling, search_space
@@ -73,6 +74,7 @@ def test_smoke_on_mock_tfds(tmp_path):
   assert set(result) == {"top1_max", "top1_min"}
 
 
+@pytest.mark.heavy(120)
 def test_elastic_resolution_trains_every_resolution_with_one_program_each(tmp_path, capsys):
   workdir = str(tmp_path)
   cfg = tiny_config(**{"model.resolutions": (), "train.steps": 6, "train.log_every": 6,
@@ -175,7 +177,7 @@ def test_config_errors_name_the_key(tmp_path, overrides, message):
 
 
 def test_batch_must_divide_over_devices(tmp_path):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+  env = dict(os.environ, XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=8"),
              JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
   r = subprocess.run([sys.executable, "-m", "tofa_jax.main", "--config=configs/demo.py",
                       f"--workdir={tmp_path}", "--config.train.batch_size=12"],

@@ -1,0 +1,38 @@
+"""The test session's XLA settings, shared with the subprocesses that tests start.
+
+`tests/conftest.py` puts `TEST_XLA_FLAGS` in `XLA_FLAGS` before JAX starts its backend
+(`TOFA_TEST_XLA_FLAGS` overrides them: empty runs the tests with XLA's defaults), and
+`CACHE_DIR` is the session's persistent compilation cache (`TOFA_TEST_XLA_CACHE`
+overrides it, so one checkout's runs can keep their own). A subprocess adds its flags
+to the session's with `xla_flags(...)` rather than replacing them: it then compiles
+with the same backend settings as the parent, so its results compare like with like,
+and it keeps the cheaper compile.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Cheaper compiles, every assertion intact. XLA's HLO passes (fusion, layout, buffer
+# assignment) run as in production; what these cut is LLVM's optimisation of the
+# emitted kernels, which costs most of a CPU compile and changes no result a test
+# checks: tests compare against references with a tolerance, or two programs that were
+# both compiled with these flags (see benchmarks/test_xla_flags.py for the figures).
+TEST_XLA_FLAGS = tuple(os.environ.get("TOFA_TEST_XLA_FLAGS",
+                                      "--xla_backend_optimization_level=0").split())
+
+CACHE_DIR = (os.environ.get("TOFA_TEST_XLA_CACHE")
+             or os.path.join(tempfile.gettempdir(), "tofa_jax_test_xla_cache"))
+
+
+def xla_flags(*flags: str) -> str:
+  """`XLA_FLAGS` for a subprocess: this process's flags, then `flags`."""
+  return " ".join([*os.environ.get("XLA_FLAGS", "").split(), *flags])
+
+
+def install() -> None:
+  """Adds `TEST_XLA_FLAGS` to this process's `XLA_FLAGS` (once); call before JAX's
+  backend starts, which reads them."""
+  have = os.environ.get("XLA_FLAGS", "").split()
+  os.environ["XLA_FLAGS"] = " ".join([*have, *(f for f in TEST_XLA_FLAGS if f not in have)])
