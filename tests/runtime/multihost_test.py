@@ -96,7 +96,7 @@ def _assert_close(a: dict, b: dict) -> None:
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5)
 
 
-@pytest.mark.heavy(330)
+@pytest.mark.heavy(200)
 def test_two_processes_equal_one_and_checkpoints_move_between_layouts(tmp_path):
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
   _run(one, "--config.train.checkpoint_every=8")  # the reference at steps 8 and 12
