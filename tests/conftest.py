@@ -5,20 +5,20 @@ Helper functions live in `tests/helpers/` (on the path through pyproject.toml).
 
 from __future__ import annotations
 
-import os
-import tempfile
+from helpers import xla_env
 
-import jax
-import pytest
+xla_env.install()  # before JAX starts its backend, which reads XLA_FLAGS
 
-from helpers.model import randomized_variables
-from tofa_jax.model import supernet
-from tofa_jax.space.search_space import get_space
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+from helpers.model import randomized_variables  # noqa: E402
+from tofa_jax.model import supernet  # noqa: E402
+from tofa_jax.space.search_space import get_space  # noqa: E402
 
 # Identical programs (the same train step in several runs of one test, or in the
 # xdist workers) compile once: XLA's persistent cache, keyed by the program.
-jax.config.update("jax_compilation_cache_dir",
-                  os.path.join(tempfile.gettempdir(), "tofa_jax_test_xla_cache"))
+jax.config.update("jax_compilation_cache_dir", xla_env.CACHE_DIR)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
 

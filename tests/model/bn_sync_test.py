@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from helpers.paths import ROOT
+from helpers.xla_env import xla_flags
 
 
 @pytest.mark.heavy(60)
@@ -18,7 +19,7 @@ def test_device_bn_statistics_are_the_mean_of_each_shards(tmp_path):
   each computes on its own 2 images, identical on every device, and differ from the
   global batch's (what bn_sync='global' keeps)."""
   out = tmp_path / "result.json"
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+  env = dict(os.environ, XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=8"),
              JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
   subprocess.run([sys.executable, os.path.join(ROOT, "tests", "model", "bn_sync_check.py"),
                   str(out)], check=True, env=env, timeout=900)

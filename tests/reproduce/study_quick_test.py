@@ -12,10 +12,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
+from helpers import xla_env
 from helpers.paths import ROOT
 from tofa_jax.reproduce import study
 
@@ -24,7 +24,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _study(workdir: str, docs: str, kept: str = "") -> subprocess.CompletedProcess:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-  cache = os.path.join(tempfile.gettempdir(), "tofa_jax_test_xla_cache")
+  cache = xla_env.CACHE_DIR
   return subprocess.run(
       [sys.executable, "-m", "tofa_jax.study", "--config=configs/study.py", "--quick",
        f"--workdir={workdir}", f"--docs={docs}", f"--config.jax_cache_dir={cache}",

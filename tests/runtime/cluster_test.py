@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from helpers.paths import ROOT
+from helpers.xla_env import xla_flags
 
 CHECK = os.path.join(ROOT, "tests", "runtime", "cluster_process_check.py")
 
@@ -28,7 +29,7 @@ def _slurm_step(mode: str, tmp_path, devices: int) -> list[dict]:
   procs = []
   for task in range(2):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               XLA_FLAGS=xla_flags(f"--xla_force_host_platform_device_count={devices}"),
                # What srun sets for each task (JAX reads these five) ...
                SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="127.0.0.1", SLURM_NTASKS="2",
                SLURM_PROCID=str(task), SLURM_LOCALID=str(task),

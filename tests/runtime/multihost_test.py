@@ -9,20 +9,21 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from helpers import xla_env
 from helpers.paths import ROOT
+from helpers.xla_env import xla_flags
 from tofa_jax.train import checkpointing
 
 CONFIG = ["--config=configs/default.py", "--config.model.space=tiny",
           "--config.data.name=digits", "--config.data.num_labelled=50",
           "--config.model.resolutions=(32,)", "--config.data.threads=1",
-          "--config.train.steps=24", "--config.train.batch_size=8",
+          "--config.train.steps=12", "--config.train.batch_size=8",
           "--config.train.unlabelled_batch_size=8", "--config.train.log_every=1",
           "--config.train.checkpoint_every=1000", "--config.train.eval_every=0",
           "--config.evals.subnets=()", "--config.optim.warmup_epochs=0",
@@ -31,10 +32,9 @@ CONFIG = ["--config=configs/default.py", "--config.model.space=tiny",
 
 def _env(devices: int, cache: bool = True) -> dict[str, str]:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+             XLA_FLAGS=xla_flags(f"--xla_force_host_platform_device_count={devices}"))
   if cache:  # single-process runs share compiled programs through the persistent cache
-    env.update(JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(),
-                                                      "tofa_jax_test_xla_cache"),
+    env.update(JAX_COMPILATION_CACHE_DIR=xla_env.CACHE_DIR,
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="2")
   return env
 
@@ -96,26 +96,26 @@ def _assert_close(a: dict, b: dict) -> None:
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5)
 
 
-@pytest.mark.heavy(569)
+@pytest.mark.heavy(200)
 def test_two_processes_equal_one_and_checkpoints_move_between_layouts(tmp_path):
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
-  _run(one, "--config.train.checkpoint_every=20")  # the reference at steps 20 and 24
-  results = _run_two(two, "--config.train.stop_after_steps=20")
+  _run(one, "--config.train.checkpoint_every=8")  # the reference at steps 8 and 12
+  results = _run_two(two, "--config.train.stop_after_steps=8")
   for r in results:
     assert r.returncode == 0, r.stderr[-3000:]
-  _assert_close(_trained(two, 20), _trained(one, 20))
+  _assert_close(_trained(two, 8), _trained(one, 8))
   # Only process 0 logs: one line per step, and the console lines once.
   with open(os.path.join(two, "subnets.jsonl")) as f:
-    assert len(f.readlines()) == 20
-  assert "step 20 " in results[0].stdout and "step 20 " not in results[1].stdout
+    assert len(f.readlines()) == 8
+  assert "step 8 " in results[0].stdout and "step 8 " not in results[1].stdout
 
   # The 2-process checkpoint (8 devices) restores in one process on 2 devices and
   # training continues; it matches the 1-process run on 8 devices.
   moved = str(tmp_path / "moved")
   shutil.copytree(two, moved)
   _run(moved, devices=2)
-  assert sorted(os.listdir(os.path.join(moved, "checkpoints"))) == ["20", "24"]
-  _assert_close(_trained(moved, 24), _trained(one, 24))
+  assert sorted(os.listdir(os.path.join(moved, "checkpoints"))) == ["12", "8"]
+  _assert_close(_trained(moved, 12), _trained(one, 12))
 
 
 @pytest.mark.heavy(114)

@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
 
+from helpers import xla_env
 from helpers.configs import tiny_config
 from helpers.paths import ROOT
 from tofa_jax.search import finetune as ft
@@ -34,8 +34,7 @@ def palette_json(tmp_path_factory):
 
 def _cli(*flags: str) -> subprocess.CompletedProcess:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-             JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(),
-                                                    "tofa_jax_test_xla_cache"))
+             JAX_COMPILATION_CACHE_DIR=xla_env.CACHE_DIR)
   return subprocess.run([sys.executable, "-m", "tofa_jax.finetune", *flags],
                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
 

@@ -8,13 +8,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
+from helpers import xla_env
 from helpers.configs import set_key, tiny_config
 from helpers.paths import ROOT
 from tofa_jax.data import datasets
@@ -40,8 +40,7 @@ def trained(tmp_path_factory):
 
 def _palette(workdir: str, *overrides: str) -> subprocess.CompletedProcess:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-             JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(),
-                                                    "tofa_jax_test_xla_cache"))
+             JAX_COMPILATION_CACHE_DIR=xla_env.CACHE_DIR)
   return subprocess.run([sys.executable, "-m", "tofa_jax.palette", f"--workdir={workdir}",
                          *overrides], capture_output=True, text=True, env=env, cwd=ROOT,
                         timeout=600)

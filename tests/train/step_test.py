@@ -15,6 +15,7 @@ import pytest
 
 from helpers.model import jit_apply, randomized_variables
 from helpers.paths import ROOT
+from helpers.xla_env import xla_flags
 from tofa_jax.model import supernet
 from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.space import arch as A
@@ -193,9 +194,10 @@ def test_rss_step_trains_the_sampled_subnet_and_its_bn():
                new_state.batch_stats, stats["batch_stats"])
 
 
+@pytest.mark.heavy(120)
 def test_eight_devices_equal_one(tmp_path):
   out = tmp_path / "result.json"
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+  env = dict(os.environ, XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=8"),
              JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
   subprocess.run([sys.executable, os.path.join(ROOT, "tests", "train", "sharded_step_check.py"),
                   str(out)], check=True, env=env, timeout=900)
