@@ -101,8 +101,10 @@ def test_recompute_equals_the_function_and_holds_in_straight_line_code():
   plain = jax.jit(jax.value_and_grad(lambda ws, x: net(block, ws, x), argnums=(0, 1)))
   pinned = jax.jit(jax.value_and_grad(lambda ws, x: net(remat.recompute(block), ws, x),
                                       argnums=(0, 1)))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-               pinned(ws, x), plain(ws, x))
+  # Recomputing reorders float sums: compare to 1e-5 of each array's scale (XLA at
+  # -O0, as the tests compile, leaves 2.6e-5 on gradients of magnitude ~10).
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(
+      a, b, rtol=1e-4, atol=1e-5 * max(1.0, float(np.max(np.abs(b))))), pinned(ws, x), plain(ws, x))
   # In line, twelve blocks' 4 MiB hidden activations are kept against one
   # block's at a time (the 0.5 MiB block inputs are kept either way).
   gib = lambda f: memory.compiled_gib(f.lower(ws, x).compile())  # noqa: E731

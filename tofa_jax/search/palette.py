@@ -33,8 +33,7 @@ Every member is then evaluated on the test split: top-1, MFLOPs, params,
 activation memory, latency on this backend (batch 1 and `palette.latency_batch`),
 and the negative flip rate to its neighbours; the palette's pairwise NFR matrix
 is reported. A member that is the same subnet as an earlier one says so
-(`duplicate_of`: that member's number). `palette.compare` runs more methods for
-the comparison plot.
+(`duplicate_of`). `palette.compare` runs more methods for the comparison plot.
 Outputs, in DIR/palettes/NAME/ (`palette.name`, by default METHOD-METRIC-BUDGETS;
 written aside and swapped in once finished, `palette_store.py`): palette.json,
 palette.csv, accuracy_vs_mflops.png, accuracy_vs_latency.png, nfr_heatmap.png,
