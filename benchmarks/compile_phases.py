@@ -37,11 +37,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, ".")
 
-from tofa_jax.model import supernet  # noqa: E402
-from tofa_jax.runtime import mesh as mesh_lib  # noqa: E402
-from tofa_jax.space import search_space  # noqa: E402
-from tofa_jax.train import optim, programs, schemes  # noqa: E402
-from tofa_jax.train import step as train_step  # noqa: E402
+from tofa_jax.train import programs  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
 _CLASSES = flags.DEFINE_integer("num_classes", 100, "classifier outputs")
@@ -95,21 +91,15 @@ def main(argv):
   del argv
   jax.config.update("jax_enable_compilation_cache", False)
   config = _CONFIG.value
-  remat = "layer" if config.train.remat == "auto" else config.train.remat
-  space = search_space.resolve(config.model)
-  cfg = train_step.step_config(config, space)
-  model = supernet.from_config(programs.with_remat(config, remat), space, _CLASSES.value)
-  tx, sched = optim.make(config.optim, 10, int(config.train.steps))
-  mesh = mesh_lib.make_mesh()
-  state, batch = programs.abstract_args(config, model, tx, cfg, mesh)
-  todo = programs.of_schedule(schemes.from_config(config, space), space)
+  run = programs.abstract_run(config, _CLASSES.value)
+  space, model, state, batch = run.space, run.model, run.state, run.batch
   keep = {int(r) for r in _RESOLUTIONS.value}
-  todo = [p for p in todo if not keep or p.resolution in keep]
+  todo = [p for p in run.todo if not keep or p.resolution in keep]
   print(f"space={space.name} programs={len(todo)} conditional={model.conditional} "
-        f"depthwise={model.depthwise_impl} remat={remat} dtype={config.model.dtype}", flush=True)
+        f"depthwise={model.depthwise_impl} remat={run.remat} dtype={config.model.dtype}",
+        flush=True)
   for p in todo:
-    # A new step function per program: jit's in-memory caches would skip the work.
-    step = train_step.make_train_step(model, tx, cfg, mesh, sched)
+    step = run.make_step()
     t = time.perf_counter()
     traced = step.trace(state, batch, programs.abstract_subnets(space, p.subnets), p.resolution)
     t_trace = time.perf_counter() - t

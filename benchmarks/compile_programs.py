@@ -23,11 +23,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, ".")
 
-from tofa_jax.model import supernet  # noqa: E402
-from tofa_jax.runtime import mesh as mesh_lib  # noqa: E402
-from tofa_jax.space import search_space  # noqa: E402
-from tofa_jax.train import optim, programs, schemes  # noqa: E402
-from tofa_jax.train import step as train_step  # noqa: E402
+from tofa_jax.train import programs  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
 _THREADS = flags.DEFINE_list("threads", ["1", "2"], "compile threads, one round each")
@@ -37,24 +33,16 @@ _CLASSES = flags.DEFINE_integer("num_classes", 100, "classifier outputs")
 def main(argv):
   del argv
   jax.config.update("jax_enable_compilation_cache", False)
-  config = _CONFIG.value
-  remat = "layer" if config.train.remat == "auto" else config.train.remat
-  space = search_space.resolve(config.model)
-  cfg = train_step.step_config(config, space)
-  model = supernet.from_config(programs.with_remat(config, remat), space, _CLASSES.value)
-  tx, sched = optim.make(config.optim, 10, int(config.train.steps))
-  mesh = mesh_lib.make_mesh()
-  state, batch = programs.abstract_args(config, model, tx, cfg, mesh)
-  todo = programs.of_schedule(schemes.from_config(config, space), space)
+  run = programs.abstract_run(_CONFIG.value, _CLASSES.value)
   for threads in map(int, _THREADS.value):
-    # A new step function each round: jit's in-memory caches would skip the work.
-    step = train_step.make_train_step(model, tx, cfg, mesh, sched)
+    step = run.make_step()
     lines = []
     t = time.perf_counter()
-    programs.compile_all(step, state, batch, space, todo, threads=threads, say=lines.append)
+    programs.compile_all(step, run.state, run.batch, run.space, run.todo, threads=threads,
+                         say=lines.append)
     wall = time.perf_counter() - t
     each = [x.split(": ")[1].split(" s,")[0] for x in lines if x.startswith("compiled ")]
-    print(f"programs={len(todo)} threads={threads} wall_s={wall:.1f} "
+    print(f"programs={len(run.todo)} threads={threads} wall_s={wall:.1f} "
           f"per_program_s={','.join(each)}", flush=True)
 
 

@@ -23,43 +23,15 @@ every core, which is the same number on the 2-core machines this was written for
 from __future__ import annotations
 
 import argparse
-import importlib.abc
-import importlib.machinery
 import os
 import resource
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import supernet_step  # noqa: E402
-
-
-class _NoTorchvision(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-  """`ofa` imports torchvision only for its data loaders, which this never calls;
-  an empty package stands in, so the network code loads without it."""
-
-  def find_spec(self, name, path, target=None):
-    if name == "torchvision" or name.startswith("torchvision."):
-      return importlib.machinery.ModuleSpec(name, self, is_package=True)
-    return None
-
-  def create_module(self, spec):
-    module = types.ModuleType(spec.name)
-    module.__path__ = []
-    module.__getattr__ = lambda attr: _placeholder(attr)
-    return module
-
-  def exec_module(self, module):
-    pass
-
-
-def _placeholder(attr: str):
-  if attr.startswith("__"):
-    raise AttributeError(attr)
-  return type(attr, (), {})
 
 
 def ofa_setting(space, arch) -> dict[str, list[int]]:
@@ -76,12 +48,13 @@ def ofa_setting(space, arch) -> dict[str, list[int]]:
 
 def peer_step(space, args: argparse.Namespace) -> Callable[[], None]:
   """OFA's sandwich step on the same subnets, batch shape and class count."""
-  if not any(isinstance(f, _NoTorchvision) for f in sys.meta_path):
-    sys.meta_path.insert(0, _NoTorchvision())
   try:
     import torch
     import torch.nn.functional as F
-    from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
+    # The tests' loader: `ofa` imports torchvision only for its data code, stubbed there.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from helpers.torch_reference import load_ofa
+    OFAMobileNetV3 = load_ofa()
   except ImportError as e:
     raise SystemExit(f"peer_step.py needs torch and ofa ({e}); install them with "
                      "pip install -e '.[bench]'") from e

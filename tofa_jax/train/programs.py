@@ -17,7 +17,8 @@ where its compiled memory fits the device (`memory.device_limit_bytes`, with
 `memory.HEADROOM`), else compiled again with `layer`. A backend that reports no limit
 (the CPU) gets `layer` without compiling `none`.
 
-`lower` is also what `benchmarks/lowered_ops.py` counts, for platforms this machine lacks.
+`lower` is also what `benchmarks/lowered_ops.py` counts, for platforms this machine lacks;
+`abstract_run` is the whole abstract setup the compile benchmarks share.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from tofa_jax.model import supernet
 from tofa_jax.runtime import memory, memory_maps
+from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.space import arch as arch_lib
-from tofa_jax.space import sampling
+from tofa_jax.space import sampling, search_space
 from tofa_jax.space.search_space import SearchSpace
-from tofa_jax.train import schemes
+from tofa_jax.train import optim, schemes
 from tofa_jax.train import step as train_step
 
 _POLL_S = 0.2  # the main thread's wait slice: how soon a signal handler runs
@@ -83,6 +85,40 @@ def abstract_args(config, model: supernet.Supernet, tx, cfg: train_step.StepConf
   batch = train_step.abstract_batch(cfg, config.train.batch_size,
                                     config.train.unlabelled_batch_size, mesh)
   return state, batch
+
+
+@dataclasses.dataclass(frozen=True)
+class AbstractRun:
+  """A run's step ingredients on abstract arguments (no weights, no data)."""
+
+  space: SearchSpace
+  cfg: train_step.StepConfig
+  model: supernet.Supernet
+  tx: object
+  sched: object
+  mesh: object
+  state: object
+  batch: dict
+  todo: list[Program]
+  remat: str
+
+  def make_step(self):
+    """A new step function: jit's in-memory caches would skip the work of a second one."""
+    return train_step.make_train_step(self.model, self.tx, self.cfg, self.mesh, self.sched)
+
+
+def abstract_run(config, num_classes: int) -> AbstractRun:
+  """The programs `config` trains, with the model (`train.remat=auto` as `layer`), the
+  optimiser and the abstract state and batch they are lowered with (the benchmarks')."""
+  remat = "layer" if config.train.remat == "auto" else config.train.remat
+  space = search_space.resolve(config.model)
+  cfg = train_step.step_config(config, space)
+  model = supernet.from_config(with_remat(config, remat), space, num_classes)
+  tx, sched = optim.make(config.optim, 10, int(config.train.steps))
+  mesh = mesh_lib.make_mesh()
+  state, batch = abstract_args(config, model, tx, cfg, mesh)
+  todo = of_schedule(schemes.from_config(config, space), space)
+  return AbstractRun(space, cfg, model, tx, sched, mesh, state, batch, todo, remat)
 
 
 def with_remat(config, remat: str):
