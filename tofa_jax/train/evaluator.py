@@ -8,6 +8,7 @@ per evaluation, so the host never waits for a batch to finish."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -75,17 +76,17 @@ class Evaluator:
 
     self.hits = hits
 
-  def calibration_batches(self, resolution: int) -> list:
-    """The recalibration images at `resolution`, in whole batches (padding would skew
-    BN; `calibration.indices` draws whole global batches, so every process reads the
-    same number of whole batches)."""
+  def calibration_batches(self, resolution: int) -> Iterator[jax.Array]:
+    """The recalibration images at `resolution`, normalised batch by batch, in whole
+    batches (padding would skew BN; `calibration.indices` draws whole global batches,
+    so every process reads the same number). Kept on the devices as uint8 between
+    evaluations: a quarter of the memory of float32 (1,000 images at 224 px: 150 MB)."""
     if resolution not in self._calib:
-      batches = list(input_pipeline.eval_batches(
+      self._calib[resolution] = [global_array(self.sharding, b["image"])
+                                 for b in input_pipeline.eval_batches(
           input_pipeline.Records(self.data.train, self.calib_idx), resolution, self.bs,
-          jax.process_index(), jax.process_count(), threads=self.threads))
-      self._calib[resolution] = [self.plain_view(global_array(self.sharding, b["image"]))
-                                 for b in batches]
-    return self._calib[resolution]
+          jax.process_index(), jax.process_count(), threads=self.threads)]
+    return (self.plain_view(images) for images in self._calib[resolution])
 
   def __call__(self, state) -> dict[str, float]:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
