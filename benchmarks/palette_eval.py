@@ -53,7 +53,7 @@ def main() -> None:
         f"{a.bn_batches} BN batches, backend {jax.default_backend()}")
 
   fused = SubnetEvaluator(model, variables, MEAN, STD, (source, calib_idx),
-                          (source, split_idx), a.batch, a.bn_batches)
+                          (source, split_idx), a.batch)
   t0 = time.perf_counter()
   fused.predictions(archs[0])
   print(f"fused: compile + first subnet {time.perf_counter() - t0:.1f} s")

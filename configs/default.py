@@ -112,8 +112,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.lr = 0.01
   c.optim.momentum = 0.9
   c.optim.weight_decay = 1e-5
-  # Epoch: one pass over the training data the loss uses (docs/training.md, "Epochs").
+  # The linear warm-up, in epochs or in steps: set one, the other -1. Epoch: one pass over
+  # the training data the loss uses (docs/training.md, "Epochs"), so runs with other data
+  # warm up for other step counts; warmup_steps gives every run the same.
   c.optim.warmup_epochs = 5.0  # a float: fractions of an epoch are allowed
+  c.optim.warmup_steps = -1
   c.optim.schedule = "cosine"  # cosine (TOFA) | constant (RSS 6.3.2's two-subnet study)
 
   c.augment = ml_collections.ConfigDict()
@@ -128,7 +131,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.evals = ml_collections.ConfigDict()
   c.evals.batch_size = 64
-  c.evals.bn_batches = 4
+  # Training images that recalibrate BN before every evaluation, in the trainer and the
+  # palette alike (OFA: about 2,000), rounded up to whole evals.batch_size batches; all
+  # of them when the run has fewer. Labelled and unlabelled training images, drawn with
+  # `seed`, never validation ones (tofa_jax/data/calibration.py).
+  c.evals.bn_images = 1000
   c.evals.subnets = ("max", "min")
 
   # python -m tofa_jax.palette (TOFA 3.4 and 4.6, REG-NAS, RSS 6.1); docs/palette.md.

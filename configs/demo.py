@@ -29,7 +29,7 @@ def get_config():
   c.optim.lr = 0.01
   c.optim.warmup_epochs = 1
   c.evals.batch_size = 64
-  c.evals.bn_batches = 3
+  c.evals.bn_images = 192  # 3 batches: the demo stays quick (default 1,000)
   # python -m tofa_jax.palette --workdir=/tmp/tofa_demo: the rule vs random search.
   c.palette.compare = ("random",)
   c.palette.random_samples = 5

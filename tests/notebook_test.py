@@ -28,7 +28,7 @@ CI_PARAMETERS = {
     "DEMO_FLAGS": ("--config.model.space=tiny_lite --config.init.checkpoint=random "
                    "--config.init.format='' '--config.model.resolutions=(32,)' "
                    "--config.train.batch_size=8 --config.train.unlabelled_batch_size=8 "
-                   "--config.evals.bn_batches=1 --config.jax_cache_dir='' "
+                   "--config.evals.bn_images=64 --config.jax_cache_dir='' "
                    "--config.optim.warmup_epochs=0"),
     "PALETTE_FLAGS": ("--config.palette.num_budgets=2 '--config.palette.compare=()' "
                       "--config.palette.latency_repeats=3 --config.palette.latency_batch=4"),

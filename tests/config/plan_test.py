@@ -25,8 +25,9 @@ def test_describe_follows_the_config():
   text = plan.describe(tiny_config(**{
       "train.sampling": "rss_batch", "loss.variant": "lab", "data.fully_labelled": True,
       "data.val_fraction": 0.3, "train.eval_every": 1, "train.stop_after_steps": 2,
-      "data.image_size": 48}))
+      "data.image_size": 48, "optim.warmup_epochs": -1, "optim.warmup_steps": 25}))
   for part in ("every image of the 'train' split less 30% held out for the palette labelled",
+               "25 warm-up steps, then cosine decay",
                "3 steps of 8 labelled images (global batch), loaded at 48 px",
                "one random subnet drawn per step (RSS, rss_batch)",
                "loss 'lab' (labelled CE; label smoothing 0.1)", "Starts from random weights",

@@ -60,6 +60,17 @@ SPACES = "['tofa', 'alphanet', 'ofa_mbv3', 'mbv3_large', 'lite0', 'lite1', 'lite
     ({"model.resolutions": (32, 32)}, "model.resolutions=(32, 32) repeats an entry; allowed: "
                                       "() or a tuple of pixel sizes, each entry once"),
     ({"data.bad_images": "zz"}, "data.bad_images='zz' is unknown; choose one of ['stop', 'skip']"),
+    ({"evals.bn_images": 0}, "evals.bn_images=0 is out of range; allowed: evals.bn_images >= 1"),
+    ({"evals.bn_images": 2.5}, "evals.bn_images=2.5 is not an integer; allowed: "
+                               "evals.bn_images >= 1"),
+    ({"evals.bn_batches": 2}, "evals.bn_batches is not a config key; the keys of evals are "
+                              "['batch_size', 'bn_images', 'subnets'] (configs/default.py)"),
+    ({"optim.warmup_steps": -2}, "optim.warmup_steps=-2 is out of range; allowed: "
+     "optim.warmup_steps == -1 or optim.warmup_steps >= 0"),
+    ({"optim.warmup_steps": 2.5}, "optim.warmup_steps=2.5 is not an integer; allowed: "
+     "optim.warmup_steps == -1 or optim.warmup_steps >= 0"),
+    ({"optim.warmup_epochs": -0.5}, "optim.warmup_epochs=-0.5 is out of range; allowed: "
+     "optim.warmup_epochs == -1 or optim.warmup_epochs >= 0"),
     ({"data.image_size": None, "train.steps": None},
      "train.steps=None is not an integer; allowed: train.steps >= 1"),
     # Between keys.
@@ -95,6 +106,10 @@ SPACES = "['tofa', 'alphanet', 'ofa_mbv3', 'mbv3_large', 'lite0', 'lite1', 'lite
                                  "['supernet', 'single']"),
     ({"optim.schedule": "step"}, "optim.schedule='step' is unknown; choose one of ['cosine', "
                                  "'constant']"),
+    ({"optim.warmup_steps": 25}, "optim.warmup_epochs=0 and optim.warmup_steps=25 are both "
+     "set; allowed: one of them >= 0 and the other -1"),
+    ({"optim.warmup_epochs": -1}, "optim.warmup_epochs=-1 and optim.warmup_steps=-1 are both "
+     "-1; allowed: one of them >= 0 and the other -1"),
     ({"data.image_size": 24}, "data.image_size=24 is below the largest training resolution 32 "
      "of space 'tiny' [32]; leave it unset (None) to load at the largest, or set "
      "model.resolutions"),

@@ -22,7 +22,7 @@ def tiny_config(**overrides):
   c.train.checkpoint_every = 2
   c.train.eval_every = 0
   c.evals.batch_size = 32
-  c.evals.bn_batches = 1
+  c.evals.bn_images = 32  # one batch
   for key, value in overrides.items():
     set_key(c, key, value)
   return c

@@ -32,7 +32,7 @@ def test_quick_is_one_seed_few_steps_tiny_and_random():
   assert (q.model.space, tuple(q.model.resolutions), q.init.checkpoint) == ("tiny_lite", (32,),
                                                                             "random")
   assert BASE.model.space == "lite0" and BASE.init.checkpoint == "lite0-wheel"
-  assert tuple(BASE.study.seeds) == (0, 1, 2) and len(BASE.model.resolutions) == 2
+  assert tuple(BASE.study.seeds) == (0, 1, 2, 3, 4) and len(BASE.model.resolutions) == 2
   validate.training(q)
   validate.palette(q)
 

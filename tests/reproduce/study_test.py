@@ -23,7 +23,7 @@ def test_the_page_quotes_the_checks_file_and_an_unknown_section_is_an_error(tmp_
   written = study.run(config, str(tmp_path / "w"), False, "cmd", str(docs), str(checks),
                       log=lambda _: None)
   assert written == [str(tmp_path / "w" / "results.md"), str(docs)]
-  assert "**Reading.** 3 seeds.\n\n**What was checked.** The seeds agree.\n" in docs.read_text()
+  assert "**Reading.** 5 seeds.\n\n**What was checked.** The seeds agree.\n" in docs.read_text()
   checks.write_text("## table3\n\nok\n\n## tabel4\n\ntypo\n")
   with pytest.raises(ValueError, match=rf"^{checks} has sections \['tabel4'\]; the study's "
                                        r"are \['table3', 'table4'\]$"):

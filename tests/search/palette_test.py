@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from ml_collections import ConfigDict
 from helpers import xla_env
 from helpers.configs import set_key, tiny_config
 from helpers.paths import ROOT
+from tofa_jax.config import validate
 from tofa_jax.data import datasets
 from tofa_jax.deploy import latency_table
 from tofa_jax.palette import _argv_with_config
@@ -25,7 +27,7 @@ from tofa_jax.search import palette
 from tofa_jax.space import arch as A
 from tofa_jax.space import flops, genome, sampling
 from tofa_jax.space.search_space import get_space
-from tofa_jax.train import loop
+from tofa_jax.train import epochs, loop, step_log
 from tofa_jax.weights import export
 
 
@@ -119,6 +121,9 @@ def test_palette_end_to_end(trained):
   labels = datasets.bundled("digits", "train").labels
   _, val_idx = datasets.validation_split(labels, 0.3, 0)
   assert report["validation"] == {"examples": len(val_idx), "held_out_in_training": True}
+  # Every one of the 359 test digits is scored (11 batches of 32, the last padded), after
+  # BN recalibration on evals.bn_images=32 training images (helpers/configs.py).
+  assert (report["test_examples"], report["bn_images"]) == (359, 32)
 
   # Files: CSV rows, plots, one exported static model per member.
   with open(os.path.join(out, "palette.csv")) as f:
@@ -172,6 +177,24 @@ def test_predictor_method_evaluates_only_its_samples_and_picks_one_per_budget(
   assert counts == list(range(1, 21))
 
 
+def test_the_palette_scores_a_subnet_as_the_training_run_did(trained):
+  # One calibration rule and the whole test split in both (data/calibration.py): the
+  # run's final top-1 of its max and min subnets is the palette's, image for image.
+  rows = step_log.StepLog(os.path.join(trained, step_log.METRICS_FILE)).read()
+  final = rows[-1]
+  lines = []
+  pal = palette.Palette(saved_config.get_config(trained), trained, log=lines.append)
+  for name in ("max", "min"):
+    assert pal.test.top1(sampling.sample_named(pal.space, name)) == final[f"eval/top1_{name}"]
+  assert len(pal.test.labels) == 359 and len(pal.test.calib[1]) == 32
+  pool = np.union1d(pal.data.labelled_idx, pal.data.unlabelled_idx)
+  assert lines[0] == (f"palette: BN recalibration on 32 of the {len(pool)} training images "
+                      "(evals.bn_images, whole batches of evals.batch_size)")
+  # Validation scores recalibrate on the same draw: the held-out images were never in it.
+  assert not np.isin(pal.val.calib[1], pal.data.val_idx).any()
+  np.testing.assert_array_equal(pal.val.calib[1], pal.test.calib[1])
+
+
 def test_saved_config_is_the_default_and_errors_are_one_line(trained, tmp_path):
   argv = _argv_with_config(["palette", f"--workdir={trained}"])
   assert argv[1] == f"--config={saved_config.__file__}:{trained}"
@@ -199,6 +222,21 @@ def _export(palette_json: str, *flags: str) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", "tofa_jax.export", f"--palette={palette_json}",
                          *flags], capture_output=True, text=True, env=env, cwd=ROOT,
                         timeout=600)
+
+
+def test_a_config_saved_before_bn_images_and_warmup_steps_loads(tmp_path):
+  # Such a run had evals.bn_batches (labelled batches) and a warm-up in epochs alone: its
+  # palette recalibrates by today's rule at the default count.
+  old = tiny_config().to_dict()
+  del old["evals"]["bn_images"], old["optim"]["warmup_steps"]
+  old["evals"]["bn_batches"] = 2
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  cfg = saved_config.get_config(str(tmp_path))
+  default = importlib.import_module("configs.default").get_config()
+  assert cfg.evals.bn_images == saved_config.BN_IMAGES == default.evals.bn_images
+  assert "bn_batches" not in cfg.evals and cfg.optim.warmup_steps == -1
+  assert epochs.warmup_form(cfg.optim) == ("optim.warmup_epochs", 0)
+  validate.palette(cfg)
 
 
 def test_latency_budgets_from_a_table_then_exported_files_reproduce_the_top1(

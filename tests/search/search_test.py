@@ -88,7 +88,7 @@ def test_search_compiles_once_per_resolution_and_matches_a_reference(tiny_model,
   space, model, variables = tiny_model
   calib_idx, val_idx = np.arange(0, 16), np.arange(100, 140)  # 40: a padded last batch
   evaluator = SubnetEvaluator(model, variables, MEAN, STD, (digits, calib_idx),
-                              (digits, val_idx), batch_size=16, bn_batches=1)
+                              (digits, val_idx), batch_size=16)
   g = genome.Genome(space, (32, 40))
   cost = _mflops(space)
   sampler = genome.Sampler(g, cost, cost(sampling.max_arch(space)), np.random.default_rng(0))

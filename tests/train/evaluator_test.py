@@ -32,12 +32,15 @@ class _ChannelModel:
 
 
 class _KeepBN:
-  """Recalibration left out: the fake model has no BN."""
+  """Recalibration left out: the fake model has no BN. Counts the images it is given."""
+
+  images: list[int] = []
 
   def __init__(self, model):
     del model
 
   def __call__(self, variables, arrays, batches, resolution):
+    _KeepBN.images.append(sum(b.shape[0] for b in batches))
     return variables
 
 
@@ -48,7 +51,8 @@ def test_evaluation_reads_the_device_once_and_counts_like_numpy(monkeypatch):
   space = dataclasses.replace(get_space("tiny"), resolutions=(12, 20))
   train, test = datasets.bundled("digits", "train"), datasets.bundled("digits", "test")
   data = Data(train, test, train, np.arange(64), np.arange(0), CLASSES, np.arange(0))
-  config = tiny_config(**{"evals.batch_size": 40, "data.threads": 2})  # 359: 9 batches
+  config = tiny_config(**{"evals.batch_size": 40, "data.threads": 2,  # 359: 9 batches
+                          "evals.bn_images": 50})
   sharding = NamedSharding(mesh_lib.make_mesh(), PartitionSpec("data"))
   plain_view = jax.jit(lambda x: x.astype(jnp.float32) / 255.0, out_shardings=sharding)
   w = np.random.default_rng(0).normal(size=(3, CLASSES)).astype(np.float32)
@@ -70,6 +74,10 @@ def test_evaluation_reads_the_device_once_and_counts_like_numpy(monkeypatch):
   monkeypatch.undo()
   # Every batch of both subnets is dispatched before the one read of their totals.
   assert events == ["batch"] * 18 + ["read"] * 2
+  # Every test image counts, the 39 of the padded last batch too. BN: 50 images at 40 a
+  # batch would be 2 whole batches (80), but the 64 training images hold one (40).
+  assert ev.counted == {"max": 359, "min": 359} and len(test) == 359
+  assert len(ev.calib_idx) == 40 and _KeepBN.images[-2:] == [40, 40]
   for name in ("max", "min"):
     res = sampling.sample_named(space, name).resolution
     images = np.stack([input_pipeline.resize_square(test[i]["image"], res)

@@ -181,11 +181,13 @@ def test_a_short_run_fits_its_warm_up_and_says_so(tmp_path, capsys, monkeypatch)
   with pytest.raises(RuntimeError, match="^stopped before compiling$"):
     loop.train_and_evaluate(tiny_config(**{"optim.warmup_epochs": 1, "train.steps": 8}),
                             str(tmp_path))
-  assert capsys.readouterr().out.splitlines()[1:3] == [
+  assert capsys.readouterr().out.splitlines()[1:4] == [
       "an epoch is 90 steps (1438 labelled + unlabelled training images, 16 per step); 4 "
-      "warm-up steps",
+      "warm-up steps (optim.warmup_epochs=1)",
       "optim.warmup_epochs=1 comes to 90 warm-up steps, more than half of train.steps=8: "
-      "warming up 4 steps instead (set optim.warmup_epochs <= 0.04 to choose)"]
+      "warming up 4 steps instead (set optim.warmup_epochs <= 0.04 to choose)",
+      "BN recalibration on 32 of the 1438 training images (evals.bn_images, whole batches of "
+      "evals.batch_size)"]
 
 
 def test_batch_must_divide_over_devices(tmp_path):

@@ -24,7 +24,7 @@ from tofa_jax.search.evolution import EvolutionConfig
 from tofa_jax.search.predictor import PredictorConfig
 from tofa_jax.space import genome, sampling, search_space
 from tofa_jax.space.search_space import SearchSpace
-from tofa_jax.train import evaluator, losses, schemes
+from tofa_jax.train import epochs, evaluator, losses, schemes
 from tofa_jax.train import step as train_step
 from tofa_jax.weights import named_starts
 from tofa_jax.weights.params_dir import META_FILE
@@ -156,6 +156,15 @@ def schedule(config: Any, sp: SearchSpace) -> None:
     raise ValueError(f"evals.subnets={show(names)} conflicts with train.mode='single', which "
                      f"evaluates train.arch={arch!r} alone; allowed: () (no evaluation), "
                      f"{show(evaluator.DEFAULT_SUBNETS)} (the default) or ({arch!r},)")
+
+
+def warmup(config: Any) -> None:
+  """The warm-up is stated once: `optim.warmup_epochs` or `optim.warmup_steps`, the
+  other -1 (`train/epochs.warmup_form`). Its length against the run's is fitted when
+  training starts, which knows the epoch."""
+  optim = get(config, "optim")
+  if optim is not None:
+    epochs.warmup_form(optim)
 
 
 def batches(config: Any, uses_unlabelled: bool, devices: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from tofa_jax.config import consistency, facts
 from tofa_jax.config.rules import num
 from tofa_jax.config.schema import get
-from tofa_jax.train import losses, schemes
+from tofa_jax.train import epochs, losses, schemes
 from tofa_jax.weights import named_starts
 
 
@@ -132,10 +132,11 @@ def describe(config: Any) -> str:
   parts.append(f"Each step trains {subnets}, with {_loss(variant, teacher, loss)}.")
   start = _start(get(config, "init", {}))
   o = get(config, "optim", {})
-  warmup = o.get("warmup_epochs", 0)
+  key, warmup = epochs.warmup_form(o)
+  unit = "step" if key == "optim.warmup_steps" else "epoch"
   decay = "a constant lr" if o.get("schedule", "cosine") == "constant" else "cosine decay"
   parts.append(f"{start}; SGD lr {num(o.get('lr'))}, momentum {num(o.get('momentum'))}, "
-               f"{num(warmup)} warm-up epoch{'s' * (warmup != 1)}, then {decay}.")
+               f"{num(warmup)} warm-up {unit}{'s' * (warmup != 1)}, then {decay}.")
   names = tuple(get(config, "evals.subnets", ()))
   if single and names:
     names = (t.get("arch", "max"),)

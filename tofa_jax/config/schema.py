@@ -123,7 +123,9 @@ KEYS: dict[str, Any] = {
     "optim.lr": POSITIVE,
     "optim.momentum": Number(0, 1, hi_open=True),
     "optim.weight_decay": NONNEGATIVE,
-    "optim.warmup_epochs": NONNEGATIVE,  # at most half of train.steps: train/epochs.py
+    # -1: the warm-up is in the other key; both set or neither: consistency.warmup
+    "optim.warmup_epochs": Number(0, also=(-1,)),  # fitted to half of train.steps: epochs.py
+    "optim.warmup_steps": Int(0, also=(-1,)),
     "optim.schedule": Choice(SCHEDULES),
 
     "augment.crop_scale": Interval(0, 1, lo_open=True),
@@ -135,7 +137,7 @@ KEYS: dict[str, Any] = {
     "augment.strong": Choice(STRONG_POLICIES),
 
     "evals.batch_size": COUNT,
-    "evals.bn_batches": COUNT,
+    "evals.bn_images": COUNT,  # rounded up to whole evals.batch_size batches: calibration.py
     "evals.subnets": Seq(Str(nonempty=True),
                          what="a tuple of 'max', 'min', 'random:SEED' or arch JSON files"),
 

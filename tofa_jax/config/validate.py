@@ -46,6 +46,7 @@ def training(config: Any) -> None:
   consistency.data(config, classes)
   consistency.step(config, sp)
   consistency.schedule(config, sp)
+  consistency.warmup(config)
   unlabelled = consistency.uses_unlabelled(config)
   consistency.labelled(config, classes, unlabelled)
   consistency.batches(config, unlabelled, jax.device_count())

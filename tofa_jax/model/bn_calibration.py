@@ -80,5 +80,5 @@ class BNCalibrator:
     for n, images in enumerate(batches, start=1):
       acc = self.step(variables, acc, jnp.float32(n), images, arch, resolution=resolution)
     if n == 0:
-      raise ValueError("BN recalibration got no batches; set evals.bn_batches >= 1")
+      raise ValueError("BN recalibration got no batches; set evals.bn_images >= 1")
     return {**variables, "batch_stats": acc}

@@ -23,9 +23,9 @@ QUICK: tuple[tuple[str, Any], ...] = (
     ("model.resolutions", (32,)),
     ("init.checkpoint", "random"),
     ("data.threads", 1),
-    ("optim.warmup_epochs", 0.0),
+    ("optim.warmup_steps", 0),
     ("train.log_every", 2),
-    ("evals.bn_batches", 1),
+    ("evals.bn_images", 100),  # one batch of evals.batch_size
     ("palette.num_budgets", 2),
     ("palette.random_samples", 2),
     ("palette.predictor.samples", 8),

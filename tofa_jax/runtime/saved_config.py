@@ -13,6 +13,7 @@ import os
 import ml_collections
 
 FILE = "config.json"  # written by train.save_run_config
+BN_IMAGES = 1000  # configs/default.py's evals.bn_images, for runs saved before the key
 
 
 def _tuples(x):
@@ -41,4 +42,15 @@ def get_config(workdir: str) -> ml_collections.ConfigDict:
   for key, value in (("name", ""), ("rule", "bands")):
     if key not in config.palette:
       config.palette[key] = value
+  # Runs from before evals.bn_images recalibrated BN on evals.bn_batches labelled batches;
+  # a palette of such a run now follows today's rule (data/calibration.py) at the default
+  # count, and a --config.evals.bn_batches override fails as for any unknown key.
+  evals = config.get("evals")
+  if evals is not None and "bn_images" not in evals:
+    evals.bn_images = BN_IMAGES
+    if "bn_batches" in evals:
+      del evals["bn_batches"]
+  optim = config.get("optim")
+  if optim is not None and "warmup_steps" not in optim:  # the warm-up was in epochs
+    optim.warmup_steps = -1
   return config

@@ -209,8 +209,8 @@ def finetune(palette_json: str, member: int, s: Settings | None = None, out: str
   pool = data.labelled_idx
   steps_per_epoch = max(1, len(pool) // batch)
   # The run's momentum and weight decay; cosine from lr with no warm-up (trained weights).
-  tx, _ = optim.make(dict(config.optim.to_dict(), lr=lr, warmup_epochs=0, schedule="cosine"),
-                     steps_per_epoch, s.steps)
+  tx, _ = optim.make(dict(config.optim.to_dict(), lr=lr, warmup_epochs=-1, warmup_steps=0,
+                          schedule="cosine"), steps_per_epoch, s.steps)
   aug_keys = {f.name for f in dataclasses.fields(augment.AugmentConfig)}
   aug = augment.AugmentConfig(**{k: v for k, v in config.augment.items() if k in aug_keys})
   f32 = lambda v: np.asarray(v, np.float32)  # noqa: E731

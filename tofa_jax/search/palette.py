@@ -26,8 +26,9 @@ subnet is chosen by `palette.method`:
 The validation split is `data.val_fraction` of the training data held out
 during training, or else `palette.val_fraction` carved from the training data
 now (then the supernet has seen it; palette.json says which). BN statistics
-are recalibrated before every evaluation, and every subnet at one resolution
-reuses one compiled program.
+are recalibrated before every evaluation, on the trainer's `evals.bn_images`
+training images (`data/calibration.py`; the validation images excluded), and
+every subnet at one resolution reuses one compiled program.
 
 Every member is then evaluated on the test split: top-1, MFLOPs, params,
 activation memory, latency on this backend (batch 1 and `palette.latency_batch`),
@@ -53,7 +54,7 @@ import jax
 import numpy as np
 
 from tofa_jax.cost import cost_model
-from tofa_jax.data import datasets, loading
+from tofa_jax.data import calibration, datasets, loading
 from tofa_jax.deploy import latency_table, runtimes
 from tofa_jax.deploy.runtime_latency import RuntimeLatencyMeter
 from tofa_jax.model import supernet
@@ -137,15 +138,14 @@ class Palette:
     self.budgets = selection.budgets(tuple(self.pc.budgets), int(self.pc.num_budgets),
                                      *self.range, window)
     self.rng = np.random.default_rng(int(self.pc.seed))
-    train_pool = self.data.labelled_idx
-    if self.data.unlabelled is self.data.train:
-      train_pool = np.concatenate([train_pool, self.data.unlabelled_idx])
-    self.train_pool = self.rng.permutation(train_pool)
-    evals = config.evals
+    # BN recalibrates on the trainer's images (data/calibration.py): the run's final
+    # evaluation and its palette score a subnet alike. Every test image counts.
+    calib = calibration.of_config(config, self.data)
+    self.log(f"palette: {calibration.describe(len(calib), self.data)}")
     self.test = SubnetEvaluator(self.model, self.variables, self.mean, self.std,
-                                (self.data.train, self.train_pool),
+                                (self.data.train, calib),
                                 (self.data.test, np.arange(len(self.data.test))),
-                                int(evals.batch_size), int(evals.bn_batches))
+                                int(config.evals.batch_size))
     self._val: SubnetEvaluator | None = None
     self.val_info: dict[str, Any] = {}
 
@@ -163,12 +163,10 @@ class Palette:
         held_out = False
         self.log(f"palette: no validation split was held out in training (data.val_fraction"
                  f"=0); searching on {len(val_idx)} training images the supernet has seen")
-      calib = np.setdiff1d(self.train_pool, val_idx)
-      calib = self.rng.permutation(calib) if len(calib) else self.train_pool
+      calib = calibration.of_config(self.config, self.data, exclude=val_idx)
       self._val = SubnetEvaluator(self.model, self.variables, self.mean, self.std,
                                   (self.data.train, calib), (self.data.train, val_idx),
-                                  int(self.config.evals.batch_size),
-                                  int(self.config.evals.bn_batches))
+                                  int(self.config.evals.batch_size))
       self.val_info = {"examples": int(len(val_idx)), "held_out_in_training": held_out}
     return self._val
 
@@ -363,7 +361,8 @@ def run(config, workdir: str, log=print) -> dict[str, Any]:
       "rule": pc.get("rule", "bands") if pc.method == "rule" else None,
       "reward": ({"preset": pc.reward, "lambdas": list(pc.lambdas),
                   "cas": bool(pc.get("cas", True))} if pc.method == "regnas" else None),
-      "test_examples": int(len(labels)), "validation": pal.val_info,
+      "test_examples": int(len(labels)), "bn_images": len(pal.test.calib[1]),
+      "validation": pal.val_info,
       "omega_size": len(pal.omega), "latency": pal.latency_info(), "models": rows,
       "missing": [{"budget": p.budget, "why": p.note} for p in chosen.picks if p.arch is None],
       "nfr_matrix": matrix.tolist(), "comparison": comparison, "population": pop,

@@ -25,22 +25,17 @@ from tofa_jax.runtime import mesh as mesh_lib
 from tofa_jax.space import arch as arch_lib
 
 
-def stacked_split(source, indices: np.ndarray, size: int, batch: int,
-                  max_batches: int | None = None, full_only: bool = False
+def stacked_split(source, indices: np.ndarray, size: int, batch: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(images (n, B, S, S, 3) uint8, labels (n*B,), mask (n*B,)) of `source[indices]`."""
+  """(images (n, B, S, S, 3) uint8, labels (n*B,), mask (n*B,)) of every image of
+  `source[indices]`, the last batch padded (mask 0)."""
   images, labels, masks = [], [], []
   for b in input_pipeline.eval_batches(input_pipeline.Records(source, indices), size, batch):
-    if full_only and not b["mask"].all():
-      break
     images.append(b["image"])
     labels.append(b["label"])
     masks.append(b["mask"])
-    if max_batches is not None and len(images) == max_batches:
-      break
   if not images:
-    raise ValueError(f"no full batch of {batch} images among {len(indices)}; lower "
-                     "evals.batch_size")
+    raise ValueError(f"no images to stack (indices {indices!r})")
   return np.stack(images), np.concatenate(labels), np.concatenate(masks)
 
 
@@ -51,25 +46,26 @@ class SubnetEvaluator:
     model: the supernet module.
     variables: trained {'params', 'batch_stats'}.
     mean, std: input normalisation.
-    calib: (source, indices) of training images for BN recalibration.
-    split: (source, indices) of the labelled images to predict.
+    calib: (source, indices) of training images for BN recalibration, whole batches
+      (`data/calibration.py` draws them); every one is used.
+    split: (source, indices) of the labelled images to predict, every one of them (a
+      padded last batch is masked out).
     batch_size: global batch (divisible by the device count).
-    bn_batches: calibration batches per subnet.
   """
 
   def __init__(self, model: Supernet, variables: dict, mean: Sequence[float],
-               std: Sequence[float], calib: tuple, split: tuple, batch_size: int,
-               bn_batches: int):
+               std: Sequence[float], calib: tuple, split: tuple, batch_size: int):
     self.space = model.space
     mesh = mesh_lib.make_mesh()
     mesh_lib.check_batch_divides("evals.batch_size", batch_size, mesh.size)
-    if bn_batches < 1:
-      raise ValueError(f"evals.bn_batches={bn_batches}; use at least 1")
+    if len(calib[1]) == 0 or len(calib[1]) % batch_size:
+      raise ValueError(f"{len(calib[1])} calibration images are not whole batches of "
+                       f"evals.batch_size={batch_size}; draw them with data/calibration.py")
     self._replicated = NamedSharding(mesh, PartitionSpec())
     self._sharded = NamedSharding(mesh, PartitionSpec(None, "data"))
     self.variables = jax.device_put(variables, self._replicated)
     self.calib, self.split = calib, split
-    self.batch_size, self.bn_batches = batch_size, bn_batches
+    self.batch_size = batch_size
     self._data: dict[int, tuple] = {}
     self._cache: dict[arch_lib.Arch, np.ndarray] = {}
     self.labels: np.ndarray | None = None
@@ -95,8 +91,7 @@ class SubnetEvaluator:
 
   def _split_at(self, resolution: int) -> tuple:
     if resolution not in self._data:
-      calib, _, _ = stacked_split(*self.calib, resolution, self.batch_size, self.bn_batches,
-                                  full_only=True)
+      calib, _, _ = stacked_split(*self.calib, resolution, self.batch_size)
       images, labels, mask = stacked_split(*self.split, resolution, self.batch_size)
       keep = mask > 0
       if self.labels is None:

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from etils import epath
 from jax.sharding import NamedSharding, PartitionSpec
 
-from tofa_jax.data import augment, device_prefetch, input_pipeline, loading
+from tofa_jax.data import augment, calibration, device_prefetch, input_pipeline, loading
 from tofa_jax.model import supernet
 from tofa_jax.runtime import (
     compilation_cache,
@@ -58,7 +58,7 @@ from tofa_jax.train import (
 from tofa_jax.train import metrics as metrics_lib
 from tofa_jax.train import programs as programs_lib
 from tofa_jax.train import step as train_step
-from tofa_jax.train.evaluator import Evaluator
+from tofa_jax.train.evaluator import Evaluator, subnet_names
 from tofa_jax.weights import named_starts, pretrained
 
 MAX_STEPS_AHEAD = 2  # steps dispatched but unfinished; bounds the batches held on device
@@ -144,20 +144,22 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
     _say(pretrained.describe_file(start_file))
   data = loading.load_data(config)
   _check(config, data, cfg, space)
-  epoch = epochs.of_run(len(data.labelled_idx), len(data.unlabelled_idx),
-                        config.train.batch_size, config.train.unlabelled_batch_size,
-                        cfg.uses_unlabelled)
+  epoch = epochs.of_data(config, data, cfg.uses_unlabelled)
   schedule = schemes.from_config(config, space, epoch.steps)
   # Before anything compiles: the figures need the data's sizes.
   schedule.check_epochs()
   _say(f"loading data ({len(data.labelled_idx)} labelled, "
        f"{len(data.unlabelled_idx) if cfg.uses_unlabelled else 0} unlabelled; "
        f"{config.data.name}, {data.num_classes} classes, at {cfg.image_size} px)")
-  warmup = epochs.run_warmup(config.optim.warmup_epochs, epoch.steps, int(config.train.steps))
-  _say(f"{epoch.describe()}; {warmup} warm-up step{'s' * (warmup != 1)}")
-  fitted = epochs.fitted_warmup_note(config.optim.warmup_epochs, epoch, int(config.train.steps))
+  warmup = epochs.run_warmup(config.optim, epoch.steps, int(config.train.steps))
+  warm_key, warm_value = epochs.warmup_form(config.optim)
+  _say(f"{epoch.describe()}; {warmup} warm-up step{'s' * (warmup != 1)} "
+       f"({warm_key}={warm_value:g})")
+  fitted = epochs.fitted_warmup_note(config.optim, epoch, int(config.train.steps))
   if fitted:
     _say(fitted)
+  if subnet_names(config):  # before anything compiles: too few images for a batch stops here
+    _say(calibration.describe(len(calibration.of_config(config, data)), data))
   num_classes = data.num_classes
   run_identity.check_or_record(workdir, run_identity.of(config, num_classes, start_file),
                                resuming=ckpt.latest_step() is not None,

@@ -1,9 +1,10 @@
 """Optimiser and learning-rate schedule of TOFA section 4.2.
 
-SGD with momentum, a linear warm-up over `optim.warmup_epochs` epochs (`epochs.py`
-says what an epoch is), then cosine decay to 0 (`optim.schedule='cosine'`, TOFA) or a
-constant lr (`'constant'`, RSS 6.3.2's two-subnet study). Weight decay on weight
-matrices/kernels only: biases and BatchNorm scale/bias (all 1-D) are not decayed.
+SGD with momentum, a linear warm-up over `optim.warmup_steps` steps or
+`optim.warmup_epochs` epochs (`epochs.py` says what an epoch is), then cosine decay to 0
+(`optim.schedule='cosine'`, TOFA) or a constant lr (`'constant'`, RSS 6.3.2's
+two-subnet study). Weight decay on weight matrices/kernels only: biases and BatchNorm
+scale/bias (all 1-D) are not decayed.
 Weight decay is added to the gradient before momentum, as PyTorch's
 `SGD(weight_decay=...)` does.
 """
@@ -27,10 +28,10 @@ def decay_mask(params: Any) -> Any:
 
 
 def schedule(cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int) -> optax.Schedule:
-  """Linear warm-up over `warmup_epochs` epochs (at most half of the run,
-  `epochs.run_warmup`) to `lr`, then cosine decay to 0 or, with `schedule='constant'`,
-  `lr` to the end."""
-  warmup = epochs.run_warmup(cfg["warmup_epochs"], steps_per_epoch, total_steps)
+  """Linear warm-up over `warmup_steps` steps or `warmup_epochs` epochs (at most half of
+  the run, `epochs.run_warmup`) to `lr`, then cosine decay to 0 or, with
+  `schedule='constant'`, `lr` to the end."""
+  warmup = epochs.run_warmup(cfg, steps_per_epoch, total_steps)
   kind = cfg.get("schedule", "cosine")  # configs saved before the key: cosine
   if kind not in SCHEDULES:
     raise ValueError(f"optim.schedule={kind!r} is unknown; choose one of {list(SCHEDULES)}")
@@ -45,8 +46,8 @@ def schedule(cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int) -> 
 
 def make(cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int
          ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """(optimiser, schedule) from `config.optim` (lr, momentum, weight_decay, warmup_epochs,
-  schedule)."""
+  """(optimiser, schedule) from `config.optim` (lr, momentum, weight_decay, warmup_epochs
+  or warmup_steps, schedule)."""
   sched = schedule(cfg, steps_per_epoch, total_steps)
   tx = optax.chain(
       optax.add_decayed_weights(cfg["weight_decay"], mask=decay_mask),
