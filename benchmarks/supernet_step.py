@@ -6,11 +6,20 @@ distilled from the max subnet's soft predictions, one SGD-momentum update, all i
 one jitted program (`sandwich_program`, which peer_step.py also runs).
 
   python benchmarks/supernet_step.py --space=ofa_mbv3 --batch=32 --resolution=64
+  python benchmarks/supernet_step.py --space=tofa ... --xla_options=k=v[,k=v...]
+
+`--xla_options` times only the fwd+bwd program: lowered once, compiled with XLA's
+defaults and with those options (`Lowered.compile(compiler_options=)`), then each
+subnet's call alternating between the two, so both run under the same load. It prints
+each compile's CPU seconds and each subnet's median ms per call, wall and CPU (the
+process's, every thread), for both: what a compile-time option costs at run time.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
+import statistics
 import time
 from collections.abc import Callable
 
@@ -117,15 +126,57 @@ class Bench:
     return lambda: jax.block_until_ready(self.sandwich(*args))
 
 
+def _cpu_s() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def compare_options(bench: Bench, archs: dict, text: str, rounds: int) -> None:
+  """The fwd+bwd program with XLA's defaults and with `text`'s options, one lowering,
+  calls alternating (see the module docstring)."""
+  options = {}
+  for pair in text.split(","):
+    key, value = pair.split("=", 1)
+    options[key] = {"true": True, "false": False}.get(value.lower(), value)
+  lowered = bench.fwd_bwd.lower(bench.params, bench.stats, bench.arrays(archs["max"]))
+  programs = {}
+  for name, opts in (("defaults", {}), (text, options)):
+    t, cpu = time.perf_counter(), _cpu_s()
+    programs[name] = lowered.compile(compiler_options=opts)
+    print(f"compile fwd+bwd, {name}: {time.perf_counter() - t:.1f} s, "
+          f"{_cpu_s() - cpu:.1f} CPU s", flush=True)
+  for sub, a in archs.items():
+    arrays = bench.arrays(a)
+    wall = {n: [] for n in programs}
+    cpu = {n: [] for n in programs}
+    for program in programs.values():  # warm-up
+      jax.block_until_ready(program(bench.params, bench.stats, arrays))
+    for _ in range(rounds):
+      for name, program in programs.items():
+        t, c = time.perf_counter(), _cpu_s()
+        jax.block_until_ready(program(bench.params, bench.stats, arrays))
+        wall[name].append(time.perf_counter() - t)
+        cpu[name].append(_cpu_s() - c)
+    for name in programs:
+      print(f"fwd+bwd {sub:>6}, {name}: {statistics.median(wall[name]) * 1e3:8.1f} ms, "
+            f"{statistics.median(cpu[name]) * 1e3:8.1f} CPU ms (median of {rounds})",
+            flush=True)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser()
   add_flags(parser)
+  parser.add_argument("--xla_options", default="",
+                      help="k=v[,k=v...]: time fwd+bwd with and without these XLA options")
   args = parser.parse_args()
   bench = Bench(args)
   space, res = bench.space, args.resolution
   params, stats, fwd_bwd = bench.params, bench.stats, bench.fwd_bwd
   archs = {"max": sampling.max_arch(space), "min": sampling.min_arch(space),
            "random": sampling.random_arch(space, sampling.rng_for(0, 1))}
+  if args.xla_options:
+    compare_options(bench, archs, args.xla_options, args.repeats)
+    return
 
   mode = "masked" if args.masked else "conditional"
   print(f"space={args.space} batch={args.batch} res={res} mode={mode} "

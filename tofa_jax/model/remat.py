@@ -10,7 +10,9 @@ hoists the recomputation next to the forward pass, and the saving is gone
 saved inputs only after the output's cotangent exists (an optimisation barrier
 ties the inputs to the cotangent), so no schedule can run it early. It is the
 same computation as `jax.checkpoint(fn, policy=nothing_saveable)`: only the
-inputs are saved.
+inputs are saved. Only the activation input is tied (`after`): work on the
+weights alone (casts, kernel crops) is weight-sized, so running it early costs
+nothing, and tying every weight leaf cost one more kernel per leaf per layer.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ def after(tree, dependency):
 
 
 def recompute(fn: Callable) -> Callable:
-  """`g(diff, const) = fn(diff, const)`, differentiable in `diff` only (the
-  cotangent of `const` is zero), whose backward recomputes `fn` from its inputs
-  once the output cotangent is known."""
+  """`g(diff, const) = fn(diff, const)` with `diff = (weights, x)`, differentiable
+  in `diff` only (the cotangent of `const` is zero), whose backward recomputes `fn`
+  from its inputs once the output cotangent is known."""
 
   @jax.custom_vjp
   def g(diff, const):
@@ -57,7 +59,8 @@ def recompute(fn: Callable) -> Callable:
 
   def bwd(saved, cotangent):
     diff, const, cotangent = jax.lax.optimization_barrier((*saved, cotangent))
-    diff = after(diff, cotangent)
+    weights, x = diff
+    diff = (weights, after(x, cotangent))
     _, vjp = jax.vjp(lambda d: fn(d, const), diff)
     return vjp(cotangent)[0], jax.tree.map(_zero_cotangent, const)
 
