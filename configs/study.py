@@ -72,6 +72,9 @@ def get_config():
   # RSS per epoch ended at labelled loss 1.99 against chance's 2.30 (seed 0), 40.7% top-1.
   c.study.rss_epochs = 74
   c.study.rss_resolutions = (32,)
+  # RSS's 0.01 at batch 64 (RSS 6.1), per image at the study's 16: 0.0025. At 0.01, RSS per
+  # epoch from random weights rose to labelled loss 3.0-3.4 in its first 800 steps.
+  c.study.rss_lr = 0.0025
   c.study.population_bins = 4  # RSS population: MFLOPs bins (palette.population_per_bin each)
   c.study.finetune_steps = 100  # REG-NAS 4.4: CE vs FD fine-tuning of one member
   c.study.selection_budgets = 5  # TOFA 4.6: budgets above the minnet's cost (budgets.py)

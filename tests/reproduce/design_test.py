@@ -104,10 +104,12 @@ def test_rss_arms_train_from_random_weights_at_32_px_for_their_epochs(name):
   config = arms.arm_config(BASE, arms.ARMS[name], 0)
   assert config.init.checkpoint == "random" and tuple(config.model.resolutions) == (32,)
   assert config.train.steps == 74 * 32  # 500 digits at 16 a step: 32 steps an epoch
+  assert config.optim.lr == 0.0025 and BASE.optim.lr == 0.01  # RSS's 0.01 at batch 64
   quick = arms.arm_config(context.quick(BASE), arms.ARMS[name], 0)
   assert quick.train.steps == 4  # 2 epochs of 2 steps, as quick_steps before
   other = arms.arm_config(BASE, arms.ARMS["tofa"], 0)
   assert other.init.checkpoint == "lite0-wheel" and other.train.steps == BASE.train.steps
+  assert other.optim.lr == BASE.optim.lr
 
 
 def test_rss_loss_against_chance():

@@ -185,6 +185,7 @@ KEYS: dict[str, Any] = {
     "study.population_bins": COUNT,
     "study.finetune_steps": COUNT,
     "study.rss_epochs": COUNT,
+    "study.rss_lr": POSITIVE,
     "study.rss_resolutions": Seq(RESOLUTION, nonempty=True, distinct=True,
                                  what="a non-empty tuple of the space's resolutions"),
     "study.selection_budgets": COUNT,

@@ -5,7 +5,8 @@ seed. The arms cover TOFA's Tables 3-4 (baselines and loss variants), its sectio
 (a supernet trained with 30% of the data held out for validation), and the RSS paper's
 sampling schemes. Those train as the RSS paper does: supervised, on `study.rss_labelled`
 labelled images, from random weights, at one image size (`study.rss_resolutions`: RSS
-varies kernel, depth and width only), for `study.rss_epochs` epochs of those images.
+varies kernel, depth and width only), for `study.rss_epochs` epochs of those images, at
+RSS's learning rate per image (`study.rss_lr`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def arm_config(base: ml_collections.ConfigDict, arm: Arm, seed: int,
     config.data.num_labelled = int(study.rss_labelled)
     config.init.checkpoint = "random"  # RSS trains its supernet from scratch
     config.model.resolutions = tuple(study.rss_resolutions)
+    config.optim.lr = float(study.rss_lr)
     epoch = epochs.Epoch(int(study.rss_labelled), int(config.train.batch_size), False)
     config.train.steps = int(study.rss_epochs) * epoch.steps
   for key, value in (*arm.overrides, *extra):
