@@ -91,8 +91,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.mode = "supernet"
   c.train.arch = "max"  # train.mode='single': max | min | random:SEED | an arch JSON file
   # sandwich (TOFA) | rss_epoch | rss_batch (RSS) | progressive_shrinking (OFA, RSS 4.1) |
-  # RSS 6.3.2's bias study: single_min | single_mid | single_max | min_then_max |
-  # max_then_min | alternating. All but sandwich train without a teacher (lab or fm).
+  # RSS 6.3.2's bias study: single_min | single_mid | single_median | single_max |
+  # min_then_max | max_then_min | alternating. All but sandwich train without a teacher (lab or fm).
   c.train.sampling = "sandwich"
   c.train.num_random = 2
   # progressive_shrinking: fractions of train.steps for its phases (full network, elastic
@@ -153,6 +153,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.palette.val_fraction = 0.3  # carved from training data if data.val_fraction = 0
   c.palette.seed = 0
   c.palette.random_samples = 10  # random search: subnets per budget
+  # The searches' subnets cost at least this share of their budget (0: any up to it): the
+  # study's REG-NAS members at matched MFLOPs, within 10% of the budget (docs/palette.md).
+  c.palette.search_floor = 0.0
   c.palette.evolution = ml_collections.ConfigDict()
   c.palette.evolution.population = 32
   c.palette.evolution.generations = 10

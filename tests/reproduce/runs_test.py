@@ -57,6 +57,9 @@ def test_a_logged_scalar_is_averaged_over_the_runs_log_lines(tmp_path):
   assert runs.logged("fm", 0, "train/mask_rate") == pytest.approx(0.2)
   assert runs.logged("fm", 0, "train/loss") == 2.0
   assert runs.logged("fm", 0, "train/loss_fm") is None
+  assert runs.final("fm", 0, "train/mask_rate") == 0.3  # the last line that holds it
+  assert runs.final("fm", 0, "train/loss") == 2.0
+  assert runs.final("fm", 0, "train/loss_fm") is None
 
 
 def test_a_run_stopped_by_sigterm_says_so_and_keeps_its_checkpoint(tmp_path, monkeypatch):
@@ -168,3 +171,13 @@ def test_the_literal_rule_fingerprints_as_a_config_from_before_palette_rule():
   assert runs_lib.fingerprint(literal) == runs_lib.fingerprint(before)
   assert runs_lib.fingerprint(tiny_config()) != runs_lib.fingerprint(before)
   assert tiny_config().palette.rule == "bands"
+
+
+def test_a_search_floor_of_zero_fingerprints_as_a_config_from_before_the_key():
+  before = tiny_config(**{"palette.rule": "literal"})
+  del before.palette["search_floor"]
+  zero = tiny_config(**{"palette.rule": "literal"})
+  assert zero.palette.search_floor == 0.0
+  assert runs_lib.fingerprint(zero) == runs_lib.fingerprint(before)
+  floor = tiny_config(**{"palette.rule": "literal", "palette.search_floor": 0.9})
+  assert runs_lib.fingerprint(floor) != runs_lib.fingerprint(before)

@@ -62,6 +62,39 @@ def test_cas_sampling_mutation_and_crossover_stay_in_the_constrained_set(name):
   assert lo <= hi
 
 
+# Fine-grained costs: in `tiny`, a CAS reference can leave no subnet within 10% of a budget.
+@pytest.mark.parametrize("name", ("tofa", "ofa_mbv3"))
+def test_floor_share_keeps_every_subnet_between_the_floor_and_the_budget(name):
+  """`palette.search_floor`: random, mutated and crossed-over subnets all cost within
+  [share * budget, budget], with and without a CAS reference; share 0 draws exactly what
+  the sampler drew before the floor existed (the same random stream)."""
+  space = get_space(name)
+  g, cost = genome.Genome(space), _mflops(space)
+  lo, hi = cost(sampling.min_arch(space)), cost(sampling.max_arch(space))
+  rng = np.random.default_rng(2)
+  for trial in range(8):
+    reference = sampling.random_arch(space, rng) if trial % 2 else None
+    base = lo if reference is None else cost(reference)
+    budget = base + (0.2 + 0.8 * rng.random()) * (hi - base)
+    sampler = genome.Sampler(g, cost, budget, np.random.default_rng(trial), reference, 0.9)
+    pool = [sampler.random() for _ in range(6)]
+    for _ in range(8):
+      a, b = pool[int(rng.integers(len(pool)))], pool[int(rng.integers(len(pool)))]
+      pool += [sampler.mutate(a, 0.3), sampler.crossover(a, b)]
+    for arch in pool:
+      assert 0.9 * budget <= cost(arch) <= budget + 1e-9, (trial, cost(arch), budget)
+      assert sampler.in_set(arch)
+  # Share 0: the same draws as a sampler that has never heard of the floor.
+  budget = (lo + hi) / 2
+  plain = genome.Sampler(g, cost, budget, np.random.default_rng(5))
+  zero = genome.Sampler(g, cost, budget, np.random.default_rng(5), None, 0.0)
+  assert [plain.random() for _ in range(10)] == [zero.random() for _ in range(10)]
+  # Without a floor, budget repair leaves subnets well below the budget.
+  assert min(cost(plain.random()) for _ in range(40)) < 0.9 * budget
+  with pytest.raises(ValueError, match="palette.search_floor=1"):
+    genome.Sampler(g, cost, budget, np.random.default_rng(0), None, 1.0)
+
+
 def test_budget_below_the_reference_is_infeasible():
   space = get_space("tiny")
   g, cost = genome.Genome(space), _mflops(space)

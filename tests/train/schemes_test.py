@@ -3,9 +3,13 @@ phase and epoch boundaries, the programs they need. Host-only: nothing compiles.
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 
-from tofa_jax.space import sampling
+from tofa_jax.search import population
+from tofa_jax.space import flops, genome, sampling
 from tofa_jax.space.search_space import get_space
 from tofa_jax.train import schemes
 from tofa_jax.train import step as train_step
@@ -83,6 +87,35 @@ def test_single_subnet_schemes():
   ofa = sampling.mid_arch(get_space("ofa_mbv3"))
   assert ofa.depth == (1, 3, 3, 3, 3, 3) and ofa.resolution == 160
   assert ofa.kernel[1:] == ((5, 5, 5),) * 5 and ofa.expand[1:] == ((4.0, 4.0, 4.0),) * 5
+
+
+def test_single_median_trains_the_median_cost_subnet():
+  """`single_median`: the subnet nearest the middle of the MFLOPs range among the fixed
+  sample, the median of RSS's evenly spread population; `single_mid` is not (lite0)."""
+  space = dataclasses.replace(get_space("lite0"), resolutions=(32, 48))  # the study's
+  median = sampling.median_arch(space)
+  sched = schemes.Schedule("single_median", steps=3)
+  assert [sched.archs(space, 0, s) for s in range(3)] == [[median]] * 3
+  assert sched.programs(space) == {(median.resolution, 1)}
+  cost = lambda a: flops.count(space, a).mflops  # noqa: E731
+  lo, hi = cost(sampling.min_arch(space)), cost(sampling.max_arch(space))
+  # Exact: the nearest to the midpoint of the same seeded draws, recomputed here.
+  rng = sampling.rng_for(0, 0, sampling._MEDIAN_SALT)
+  draws = [sampling.random_arch(space, rng) for _ in range(sampling.MEDIAN_SAMPLE)]
+  gaps = np.abs(np.array([cost(a) for a in draws]) - (lo + hi) / 2)
+  assert draws[int(np.argmin(gaps))] == median
+  assert gaps.min() < 0.001 * (hi - lo)  # 12.146 of 2.170-22.137 MFLOPs
+  # The same subnet whatever the classifier's classes (the study's 10, flops' 1000).
+  assert sampling.median_arch(space, 10) == median
+  # The median of an evenly spread population (RSS's: 3 equal bins, 9 subnets each): the
+  # middle bin holds it, with the bottom bin's 9 below it and the top bin's 9 above.
+  g = genome.Genome(space)
+  bins = population.sample_bins(g, cost, 3, 9, np.random.default_rng(0))
+  costs = sorted(cost(a) for b in bins for a in b.archs)
+  assert bins[1].low <= cost(median) < bins[1].high
+  assert len(costs) == 27 and costs[8] < cost(median) < costs[18]
+  # The middle choice of every dimension sits in the bottom bin.
+  assert cost(sampling.mid_arch(space)) < bins[0].high
 
 
 def test_two_subnet_schemes_switch_at_epoch_boundaries():

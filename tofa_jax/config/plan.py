@@ -75,7 +75,8 @@ def _start(init: Any) -> str:
 
 
 _BIAS = {"single_min": "the min subnet only", "single_mid": "the middle subnet only (the "
-          "middle choice of every dimension)", "single_max": "the max subnet only",
+          "middle choice of every dimension)", "single_median": "the median-cost subnet only "
+          "(nearest the middle of the MFLOPs range)", "single_max": "the max subnet only",
           "min_then_max": "the min subnet for the first half of the epochs, then the max",
           "max_then_min": "the max subnet for the first half of the epochs, then the min",
           "alternating": "the min subnet on even epochs and the max on odd ones"}

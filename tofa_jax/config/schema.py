@@ -153,6 +153,7 @@ KEYS: dict[str, Any] = {
     "palette.val_fraction": FRACTION,
     "palette.seed": SEED,
     "palette.random_samples": COUNT,
+    "palette.search_floor": FRACTION,  # share of the budget: 1 would leave p(a) = t only
     "palette.evolution.population": COUNT,
     "palette.evolution.generations": COUNT,
     "palette.evolution.parents": COUNT,
@@ -185,6 +186,18 @@ KEYS: dict[str, Any] = {
     "study.rss_labelled": COUNT,
     "study.population_bins": COUNT,
     "study.finetune_steps": COUNT,
+    "study.rss_epochs": COUNT,
+    "study.rss_lr": POSITIVE,
+    "study.rss_resolutions": Seq(RESOLUTION, nonempty=True, distinct=True,
+                                 what="a non-empty tuple of the space's resolutions"),
+    "study.selection_budgets": COUNT,
+    "study.regnas_floor": FRACTION,
+    "study.regnas_evolution.population": COUNT,
+    "study.regnas_evolution.generations": COUNT,
+    "study.regnas_evolution.parents": COUNT,
+    "study.regnas_evolution.num_mutations": Int(0),
+    "study.regnas_evolution.num_crossovers": Int(0),
+    "study.regnas_evolution.mutate_prob": PROBABILITY,
     "study.quick_steps": COUNT,
 }
 SECTIONS = tuple(dict.fromkeys(k.split(".")[0] for k in KEYS if "." in k))

@@ -3,7 +3,10 @@
 An arm is a named set of config overrides; `arm_config` applies one to the base for a
 seed. The arms cover TOFA's Tables 3-4 (baselines and loss variants), its section 4.6
 (a supernet trained with 30% of the data held out for validation), and the RSS paper's
-sampling schemes (supervised, on `study.rss_labelled` labelled images).
+sampling schemes. Those train as the RSS paper does: supervised, on `study.rss_labelled`
+labelled images, from random weights, at one image size (`study.rss_resolutions`: RSS
+varies kernel, depth and width only), for `study.rss_epochs` epochs of those images, at
+RSS's learning rate per image (`study.rss_lr`).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from typing import Any
 
 import ml_collections
 
+from tofa_jax.train import epochs
+
 
 @dataclasses.dataclass(frozen=True)
 class Arm:
   name: str
   what: str  # one line for the tables
   overrides: tuple[tuple[str, Any], ...]
-  rss: bool = False  # supervised RSS setting: study.rss_labelled labelled, no unlabelled loss
+  rss: bool = False  # the RSS setting: study.rss_* (labelled, from random weights, epochs)
 
 
 def _single(variant: str) -> tuple[tuple[str, Any], ...]:
@@ -47,7 +52,7 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     _rss("rss_epoch", "RSS: one random subnet per epoch", "rss_epoch"),
     _rss("rss_batch", "RSS: one random subnet per step", "rss_batch"),
     _rss("single_min", "smallest subnet only (RSS Fig. 6)", "single_min"),
-    _rss("single_mid", "middle subnet only (RSS Fig. 6)", "single_mid"),
+    _rss("single_median", "median-cost subnet only (RSS Fig. 6's middle)", "single_median"),
     _rss("single_max", "largest subnet only (RSS Fig. 6)", "single_max"),
     _rss("min_then_max", "min, then max (RSS Fig. 7)", "min_then_max", *CONSTANT_LR),
     _rss("max_then_min", "max, then min (RSS Fig. 7)", "max_then_min", *CONSTANT_LR),
@@ -68,11 +73,16 @@ def arm_config(base: ml_collections.ConfigDict, arm: Arm, seed: int,
                extra: tuple[tuple[str, Any], ...] = ()) -> ml_collections.ConfigDict:
   """The training config of `arm` at `seed`: the base without its `study` section."""
   config = ml_collections.ConfigDict(base.to_dict())
-  rss_labelled = int(config.study.rss_labelled)
+  study = config.study
   del config["study"]
   config.seed = seed
   if arm.rss:
-    config.data.num_labelled = rss_labelled
+    config.data.num_labelled = int(study.rss_labelled)
+    config.init.checkpoint = "random"  # RSS trains its supernet from scratch
+    config.model.resolutions = tuple(study.rss_resolutions)
+    config.optim.lr = float(study.rss_lr)
+    epoch = epochs.Epoch(int(study.rss_labelled), int(config.train.batch_size), False)
+    config.train.steps = int(study.rss_epochs) * epoch.steps
   for key, value in (*arm.overrides, *extra):
     set_key(config, key, value)
   return config

@@ -39,6 +39,8 @@ QUICK: tuple[tuple[str, Any], ...] = (
     ("palette.latency_repeats", 1),
     ("study.seeds", (0,)),
     ("study.rss_labelled", 32),  # 2 steps an epoch: the two-subnet schemes need 2 epochs
+    ("study.rss_epochs", 2),
+    ("study.selection_budgets", 2),
     ("study.finetune_steps", 2),
 )
 
@@ -49,6 +51,7 @@ def quick(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     arms_lib.set_key(config, key, value)
   config.train.steps = int(config.study.quick_steps)
   config.train.checkpoint_every = int(config.study.quick_steps)
+  config.study.regnas_evolution = ml_collections.ConfigDict(config.palette.evolution.to_dict())
   return config
 
 

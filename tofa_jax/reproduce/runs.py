@@ -45,8 +45,9 @@ def _read(path: str) -> dict[str, Any] | None:
 # at the value that computes what runs did before the key existed. Kept results stay valid.
 EXECUTION_ONLY = ("model.conditional", "data.cache", "data.cache_dir", "data.workers",
                   "palette.name")
-# palette.rule: every kept palette was chosen by the literal rule, before the key existed.
-AS_BEFORE = {"model.bn_sync": "global", "palette.rule": "literal"}
+# palette.rule: every kept palette was chosen by the literal rule, before the key existed;
+# palette.search_floor: every kept search drew subnets of any cost up to the budget.
+AS_BEFORE = {"model.bn_sync": "global", "palette.rule": "literal", "palette.search_floor": 0.0}
 
 
 def fingerprint(config: ml_collections.ConfigDict) -> str:
@@ -189,6 +190,12 @@ class Runs:
     rows = step_log.StepLog(self._kept_run(arm, seed, step_log.METRICS_FILE)).read()
     values = [float(r[key]) for r in rows if key in r]
     return sum(values) / len(values) if values else None
+
+  def final(self, arm: str, seed: int, key: str) -> float | None:
+    """Training scalar `key` at the last log line that holds it; None if never logged."""
+    rows = step_log.StepLog(self._kept_run(arm, seed, step_log.METRICS_FILE)).read()
+    values = [float(r[key]) for r in rows if key in r]
+    return values[-1] if values else None
 
   def palette(self, name: str, config: ml_collections.ConfigDict, workdir: str,
               before: Callable[[], None] = lambda: None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 
+from tofa_jax.reproduce import budgets as budgets_lib
 from tofa_jax.reproduce.arms import Arm
 from tofa_jax.reproduce.context import Study
 from tofa_jax.reproduce.sections import Section
@@ -62,48 +63,115 @@ def table4(study: Study) -> Section:
       reading=reading)
 
 
-METHODS = {"rule": "zero-cost rule (Algorithm 2)",
-           "predictor": "evolution + accuracy predictor", "random": "random search"}
+# Section 4.6's rows: (palette, method of its comparison). One palette per seed runs the
+# rule with size ranges and the two searches; a second, the literal rule alone (no data).
+SELECTION_ROWS = {"bands": ("selection", "rule"), "literal": ("selection_literal", "rule"),
+                  "predictor": ("selection", "predictor"), "random": ("selection", "random")}
+SELECTION_NAMES = {
+    "bands": "zero-cost rule within size ranges (Algorithm 2, `palette.rule='bands'`)",
+    "literal": "zero-cost rule as printed (p(a) <= t alone, `palette.rule='literal'`)",
+    "predictor": "evolution + accuracy predictor", "random": "random search"}
+
+
+def _duplicates(picks: list[dict]) -> list[int | None]:
+  """Each pick's `duplicate_of` (palette.json); for palettes older than that field, the
+  first earlier pick with the same arch."""
+  if all("duplicate_of" in p for p in picks):
+    return [p["duplicate_of"] for p in picks]
+  first: dict[str, int] = {}
+  out = []
+  for i, p in enumerate(picks):
+    key = json.dumps(p.get("arch"), sort_keys=True) if p.get("arch") else None
+    out.append(None if key is None else first.get(key))
+    if key is not None:
+      first.setdefault(key, i)
+  return out
+
+
+def selection_results(palettes: list[dict[str, dict]]) -> dict[str, dict]:
+  """Per row of SELECTION_ROWS, from each seed's palettes (name -> palette.json, in seed
+  order): 'top1' (per budget, one value per seed: None where nothing was picked),
+  'evaluated' (validation evaluations per seed), 'duplicates' and 'fallbacks' (picks
+  that repeat an earlier pick of the same method and seed; the rule's band fallbacks)
+  and 'picks' (how many picks in all)."""
+  out = {}
+  for row, (name, method) in SELECTION_ROWS.items():
+    runs = [p[name]["comparison"][method] for p in palettes]
+    n = len(runs[0]["picks"])
+    out[row] = {
+        "top1": [[r["picks"][i].get("top1") if r["picks"][i].get("arch") else None
+                  for r in runs] for i in range(n)],
+        "evaluated": [r["evaluated_on_validation"] for r in runs],
+        "duplicates": sum(d is not None for r in runs for d in _duplicates(r["picks"])),
+        "fallbacks": sum(bool(p.get("fallback")) for r in runs for p in r["picks"]),
+        "picks": sum(len(r["picks"]) for r in runs)}
+  return out
+
+
+def _per_seed_mean(top1: list[list]) -> list:
+  """Each seed's mean over the budgets (None where a budget has no pick)."""
+  return [None if any(v is None for v in col) else sum(col) / len(col)
+          for col in zip(*top1, strict=True)]
 
 
 def selection(study: Study) -> Section:
-  """Section 4.6: the three methods' test top-1 at three budgets, and their cost."""
-  reports = [study.palette("selection", "held_out", s,
-                           (("palette.method", "rule"),
-                            ("palette.compare", ("predictor", "random")))) for s in study.seeds]
-  budgets = reports[0]["budgets"]
-  top1 = {m: [[] for _ in budgets] for m in METHODS}
-  cost = {m: [] for m in METHODS}
-  for rep in reports:
-    for m in METHODS:
-      run = rep["comparison"][m]
-      cost[m].append(run["evaluated_on_validation"])
-      for i, pick in enumerate(run["picks"]):
-        top1[m][i].append(pick.get("top1") if pick.get("arch") else None)
+  """Section 4.6: the rule (size ranges and as printed) against the two searches at
+  `study.selection_budgets` budgets above the minnet's cost, and their cost."""
+  keys = (*budgets_lib.palette_keys(study.base, int(study.base.study.selection_budgets)),
+          ("palette.method", "rule"))
+  palettes = [{"selection": study.palette(
+                   "selection", "held_out", s, (*keys, ("palette.rule", "bands"),
+                                                ("palette.compare", ("predictor", "random")))),
+               "selection_literal": study.palette(
+                   "selection_literal", "held_out", s,
+                   (*keys, ("palette.rule", "literal"), ("palette.compare", ())))}
+              for s in study.seeds]
+  budgets = palettes[0]["selection"]["budgets"]
+  got = selection_results(palettes)
   rows = []
-  for m, name in METHODS.items():
-    cells = [summary(v).pct() for v in top1[m]]
-    rows.append([name, *cells, f"{sum(cost[m]) / len(cost[m]):.0f}"])
-  reading = [as_good_as(top1["rule"][i], top1[m][i], f"At {t:.1f} MFLOPs, rule as good as {m}")
+  for row, name in SELECTION_NAMES.items():
+    g = got[row]
+    rows.append([name, *[summary(v).pct() for v in g["top1"]],
+                 f"{sum(g['evaluated']) / len(g['evaluated']):.0f}",
+                 f"{g['duplicates']} of {g['picks']}",
+                 f"{g['fallbacks']} of {g['picks']}" if row == "bands" else "n/a"])
+  top1 = {row: g["top1"] for row, g in got.items()}
+  reading = [as_good_as(top1["bands"][i], top1[m][i],
+                        f"At {t:.1f} MFLOPs, the rule (size ranges) as good as {m}")
              for i, t in enumerate(budgets) for m in ("predictor", "random")]
-  series = {m: [(t, summary(v).mean) for t, v in zip(budgets, top1[m], strict=True)
-                if summary(v).values] for m in METHODS}
+  mean = {row: _per_seed_mean(v) for row, v in top1.items()}
+  reading += [as_good_as(mean[r], mean[m], f"Over the {len(budgets)} budgets, the rule "
+                         f"({'size ranges' if r == 'bands' else 'as printed'}) as good as {m}")
+              for r in ("bands", "literal") for m in ("predictor", "random")]
+  reading.append(beats(mean["bands"], mean["literal"], "Over the budgets, the rule within size "
+                       "ranges > the rule as printed"))
+  series = {SELECTION_NAMES[r].split(" (")[0]: [(t, summary(v).mean) for t, v in
+                                                zip(budgets, top1[r], strict=True)
+                                                if summary(v).values] for r in top1}
   plot = "selection.png"
   palette_plots.accuracy_vs(series, "budget (MFLOPs)",
                             "TOFA 4.6 analog: test top-1 at each budget",
                             os.path.join(study.plots, plot))
+  lo = palettes[0]["selection"]["metric_range"][0]
   return Section(
       key="selection", title="TOFA section 4.6 analog: the zero-cost rule against searches",
       claim="The fixed selection rule is as accurate as evolutionary search with an accuracy "
             "predictor (~1,000 subnet evaluations) and random search (~10 per budget), at no "
             "evaluation cost (paper, section 4.6, Figures 8-11).",
       header=["method", *[f"top-1 at {t:.1f} MFLOPs (%)" for t in budgets],
-              "subnets evaluated"],
+              "subnets evaluated", "duplicate picks", "band fallbacks"],
       rows=rows, plots=[plot],
       reading=reading,
-      notes="One supernet per seed, trained with the full loss and 30% of the training data held "
+      notes=f"One supernet per seed, trained with the full loss and 30% of the training data held "
             "out (`data.val_fraction=0.3`, as the paper); the searches score subnets on that 30%, "
-            "the table reports test top-1.")
+            f"the table reports test top-1. {len(budgets)} budgets evenly spaced above the "
+            f"minnet's {lo:.2f} MFLOPs up to the maxnet's (t_i = c_min + i (c_max - c_min) / "
+            f"{len(budgets)}), so no budget fits the minnet alone. The rule within size ranges "
+            "takes each member from (t_(i-1), t_i] (the first from p(a) <= t_1), falling back to "
+            "p(a) <= t_i "
+            "where that range holds no subnet of Omega; as printed, from p(a) <= t_i. Duplicate "
+            "picks: picks that repeat an earlier budget's pick of the same method and seed "
+            "(`duplicate_of`), over all seeds and budgets; they keep their top-1 in the table.")
 
 
 def palette_vs_alone(study: Study) -> Section:

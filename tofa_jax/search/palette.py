@@ -23,12 +23,12 @@ subnet is chosen by `palette.method`:
              with `palette.cas=False`) with the reward
              lambda1 * Top1 - lambda2 * NFR(previous, candidate).
 
-The validation split is `data.val_fraction` of the training data held out
-during training, or else `palette.val_fraction` carved from the training data
-now (then the supernet has seen it; palette.json says which). BN statistics
-are recalibrated before every evaluation, on the trainer's `evals.bn_images`
-training images (`data/calibration.py`; the validation images excluded), and
-every subnet at one resolution reuses one compiled program.
+The searches draw subnets with `palette.search_floor` * t <= p(a) <= t. They
+score on `data.val_fraction` of the training data held out in training, or else
+`palette.val_fraction` carved from it now (then the supernet has seen it;
+palette.json says which), BN recalibrated before every evaluation on the
+trainer's `evals.bn_images` training images (`data/calibration.py`, validation
+excluded), one compiled program per resolution.
 
 Every member is then evaluated on the test split: top-1, MFLOPs, params,
 activation memory, latency on this backend (batch 1 and `palette.latency_batch`),
@@ -209,8 +209,9 @@ class Palette:
     return picks, {"rule": rule, "index": index}  # also when the rule is only compared
 
   def _sampler(self, budget: float, reference=None) -> genome.Sampler | None:
-    try:
-      return genome.Sampler(self.genome, self.metric, budget, self.rng, reference)
+    try:  # palette.search_floor: the searches' subnets cost at least that share of t
+      return genome.Sampler(self.genome, self.metric, budget, self.rng, reference,
+                            float(self.pc.get("search_floor", 0.0)))
     except genome.InfeasibleBudget:
       return None
 

@@ -21,6 +21,13 @@ transform matrix, as in REG-NAS's OFA experiments.
 Budgets are met by repair: while p(arch) > budget, one active gene above its
 lower bound steps down one choice. Every step lowers a gene, so repair ends, at
 the lower bound (the reference, or the smallest subnet) at the latest.
+
+A floor share s > 0 (`palette.search_floor`) also keeps p(arch) >= s * budget, so
+that the searches of one budget compare subnets of about the same cost: after
+repair, genes picked at random step up one choice each while the raise keeps p
+within the budget (and the reference contained), until p reaches the floor or no
+gene can rise. Draws still
+below it are drawn again. With s = 0 nothing changes, random draws included.
 """
 
 from __future__ import annotations
@@ -153,13 +160,18 @@ class Genome:
 
 
 class Sampler:
-  """Random, mutated and crossed-over subnets with cost(arch) <= budget that
-  contain `reference` (when given)."""
+  """Random, mutated and crossed-over subnets with floor_share * budget <= cost(arch)
+  <= budget that contain `reference` (when given)."""
 
   def __init__(self, genome: Genome, cost: Callable[[arch_lib.Arch], float], budget: float,
-               rng: np.random.Generator, reference: arch_lib.Arch | None = None):
+               rng: np.random.Generator, reference: arch_lib.Arch | None = None,
+               floor_share: float = 0.0):
     self.genome, self.cost, self.budget, self.rng = genome, cost, float(budget), rng
     self.reference = reference
+    if not 0 <= floor_share < 1:
+      raise ValueError(f"palette.search_floor={floor_share}; allowed: 0 <= share < 1 of the "
+                       "budget")
+    self.least = float(floor_share) * self.budget
     self.lower = genome.floor(reference)
     smallest = genome.decode(self.lower)
     if cost(smallest) > self.budget:
@@ -168,7 +180,7 @@ class Sampler:
                              f"({cost(smallest):.4g}); raise palette.budgets")
 
   def in_set(self, arch: arch_lib.Arch) -> bool:
-    fits = self.cost(arch) <= self.budget
+    fits = self.least <= self.cost(arch) <= self.budget
     return fits and (self.reference is None
                      or contains(self.genome.space, arch, self.reference))
 
@@ -176,7 +188,9 @@ class Sampler:
     def draw():
       return [int(self.rng.integers(lo, len(g.choices)))
               for g, lo in zip(self.genome.genes, self.lower, strict=True)]
-    return self._first_in_set(draw, fallback=self.genome.decode(self.lower))
+    smallest = self.genome.decode(self.lower)
+    fallback = self._repair(list(self.lower)) if self.least > 0 else smallest
+    return self._first_in_set(draw, fallback=fallback)
 
   def mutate(self, arch: arch_lib.Arch, prob: float) -> arch_lib.Arch:
     def draw():
@@ -198,10 +212,12 @@ class Sampler:
   def _first_in_set(self, draw: Callable[[], list[int]], fallback: arch_lib.Arch,
                     tries: int = 50) -> arch_lib.Arch:
     """Repairs draws until one is in the set (the budget always holds after repair;
-    only a lost shortcut conv can reject); else `fallback`, a member."""
+    a lost shortcut conv or a cost below the floor rejects); else `fallback`, a member
+    (or, where no draw reached the floor, the nearest to it)."""
     for _ in range(tries):
       arch = self._repair(draw())
-      if self.reference is None or contains(self.genome.space, arch, self.reference):
+      if self.cost(arch) >= self.least and (
+          self.reference is None or contains(self.genome.space, arch, self.reference)):
         return arch
     return fallback
 
@@ -214,4 +230,25 @@ class Sampler:
       i = movable[int(self.rng.integers(len(movable)))]
       idx[i] -= 1
       arch = self.genome.decode(idx)
+    return self._grow(idx, arch) if self.least > 0 else arch
+
+  def _grow(self, idx: list[int], arch: arch_lib.Arch) -> arch_lib.Arch:
+    """Raises genes picked at random one choice each, keeping the raises that stay
+    within the budget (and keep the reference's shortcut convs), until `arch` reaches
+    the floor or no gene can rise."""
+    stuck: set[int] = set()  # a raise that broke the budget breaks it after more raises
+    while self.cost(arch) < self.least:
+      movable = [i for i in self.genome.active(idx)
+                 if idx[i] + 1 < len(self.genome.genes[i].choices) and i not in stuck]
+      if not movable:
+        break
+      i = movable[int(self.rng.integers(len(movable)))]
+      idx[i] += 1
+      raised = self.genome.decode(idx)
+      if self.cost(raised) <= self.budget and (
+          self.reference is None or contains(self.genome.space, raised, self.reference)):
+        arch = raised
+      else:
+        idx[i] -= 1
+        stuck.add(i)
     return arch

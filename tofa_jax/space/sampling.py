@@ -1,4 +1,5 @@
-"""Subnet samplers: the max, min and middle subnets, and random ones pure in (seed, step).
+"""Subnet samplers: the max, min, middle and median-cost subnets, and random ones pure in
+(seed, step).
 
 Sampling is a pure function of `(seed, step)` (and a per-call salt), so every
 host draws the same subnets without communicating. `sample_arch` keeps a random
@@ -7,6 +8,7 @@ subnet inside the space's MFLOPs window by rejection, as AttentiveNAS does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +42,28 @@ def mid_arch(space: SearchSpace) -> arch_lib.Arch:
   """The middle choice of every dimension, resolution included (RSS 6.3.2's "middle":
   kernel 5, expansion 4, depth 3 in the OFA space)."""
   return _extreme(space, middle)
+
+
+MEDIAN_SAMPLE = 1001  # random subnets median_arch chooses from
+_MEDIAN_SALT = 0x6D656431  # its own draws: no training step's salt
+
+
+@functools.lru_cache(maxsize=16)  # the training schedule asks for it every step
+def median_arch(space: SearchSpace, num_classes: int = 1000) -> arch_lib.Arch:
+  """The median-cost subnet: the one whose MFLOPs is nearest the median of RSS's subnet
+  population, among `MEDIAN_SAMPLE` random subnets (`random_arch`, resolution drawn too)
+  of a fixed seed; ties to the first drawn.
+
+  RSS's population spreads evenly over the cost range, MFLOPs of min to max (RSS 6.1:
+  evenly spaced sizes; `search/population.py`: equal bins, equal counts), so its median
+  cost is the range's midpoint. The middle choice of every dimension (`mid_arch`) is not:
+  in lite0 at (32, 48) px it costs 1.3x the min, in the population's bottom bin.
+  """
+  cost = lambda a: flops.count(space, a, num_classes).mflops  # noqa: E731
+  target = (cost(min_arch(space)) + cost(max_arch(space))) / 2
+  rng = rng_for(0, 0, _MEDIAN_SALT)
+  sample = [random_arch(space, rng) for _ in range(MEDIAN_SAMPLE)]
+  return min(sample, key=lambda a: abs(cost(a) - target))  # first of equals
 
 
 def _extreme(space: SearchSpace, pick: Callable[..., Any]) -> arch_lib.Arch:

@@ -13,9 +13,11 @@ Supernet schemes (`train.mode='supernet'`):
   step draws `train.ps_subnets[phase]` subnets (1, 1, 2, 4) sharing one resolution
   drawn per step (the full phase: the max at the largest). No MFLOPs window, as OFA.
 - RSS 6.3.2's bias study, one network per step: `single_min`, `single_mid`
-  (`sampling.mid_arch`), `single_max`; and two: `min_then_max` / `max_then_min` (one
-  for the first half of the epochs, then the other), `alternating` (min on even
-  epochs, max on odd ones). Each subnet at its own resolution (min: the smallest).
+  (`sampling.mid_arch`, the middle choice of every dimension), `single_median`
+  (`sampling.median_arch`, the median-cost subnet), `single_max`; and two:
+  `min_then_max` / `max_then_min` (one for the first half of the epochs, then the
+  other), `alternating` (min on even epochs, max on odd ones). Each subnet at its
+  own resolution (min: the smallest).
 Every scheme but `sandwich` trains its subnets without a teacher (`step.py`).
 
 `train.mode='single'` (TOFA Table 3's baselines) trains one fixed arch, `train.arch`,
@@ -35,7 +37,8 @@ from tofa_jax.space import sampling
 from tofa_jax.space.search_space import SearchSpace
 
 SCHEMES = ("sandwich", "rss_epoch", "rss_batch", "progressive_shrinking", "single_min",
-           "single_mid", "single_max", "min_then_max", "max_then_min", "alternating")
+           "single_mid", "single_median", "single_max", "min_then_max", "max_then_min",
+           "alternating")
 MODES = ("supernet", "single")
 WINDOWED = ("sandwich", "rss_epoch", "rss_batch")  # random subnets inside the MFLOPs window
 TWO_SUBNETS = ("min_then_max", "max_then_min", "alternating")  # switch at epoch boundaries
@@ -43,7 +46,7 @@ PS_PHASES = ("full", "kernel", "depth", "width")
 PS_VARY = {"full": (), "kernel": ("kernel",), "depth": ("kernel", "depth"),
            "width": sampling.ELASTIC}  # what each phase varies; the rest at their max
 _SINGLE = {"single_min": sampling.min_arch, "single_mid": sampling.mid_arch,
-           "single_max": sampling.max_arch}
+           "single_median": sampling.median_arch, "single_max": sampling.max_arch}
 
 
 def fixed_arch(space: SearchSpace, spec: str) -> arch_lib.Arch:
