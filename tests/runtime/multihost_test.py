@@ -113,7 +113,7 @@ def _assert_close(a: dict, b: dict) -> None:
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5)
 
 
-@pytest.mark.heavy(200)
+@pytest.mark.heavy(170)
 def test_two_processes_equal_one_and_checkpoints_move_between_layouts(tmp_path):
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
   half = STOP - 2  # the 2-process run's last step; the labelled stream wraps after it
@@ -138,7 +138,7 @@ def test_two_processes_equal_one_and_checkpoints_move_between_layouts(tmp_path):
   _assert_close(_trained(moved, STOP), _trained(one, STOP))
 
 
-@pytest.mark.heavy(114)
+@pytest.mark.heavy(94)
 def test_sigterm_at_a_random_step_then_resume_equals_uninterrupted(tmp_path):
   full, split = str(tmp_path / "full"), str(tmp_path / "split")
   stop = f"--config.train.stop_after_steps={STOP}"

@@ -194,7 +194,7 @@ def test_rss_step_trains_the_sampled_subnet_and_its_bn():
                new_state.batch_stats, stats["batch_stats"])
 
 
-@pytest.mark.heavy(120)
+@pytest.mark.heavy(65)
 def test_eight_devices_equal_one(tmp_path):
   out = tmp_path / "result.json"
   env = dict(os.environ, XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=8"),
@@ -301,7 +301,7 @@ def _whole_sandwich_reference(model, cfg, params, batch_stats, batch, subnets, k
   return jax.value_and_grad(total_loss, has_aux=True)(params)
 
 
-@pytest.mark.heavy(70)
+@pytest.mark.heavy(48)
 @pytest.mark.parametrize("drawn", [35, 32])
 def test_backward_per_subnet_equals_one_backward_over_the_sandwich(drawn):
   # drawn=32: the random subnets share the min subnet's (smallest) resolution, and the
