@@ -84,9 +84,10 @@ if [ "$smoke" = 1 ]; then
   export JAX_PLATFORMS=cpu
   # Each part may take what is left of the budget: CPU compiles are the slow part.
   jobs=${jobs:-2} budget=${budget:-290} steps=1 resolutions="32" largest=32 cap=$budget
-  # One random subnet and the labelled loss: the smallest step program that still has
-  # every part (the smoke checks the script, not the figures).
-  sizes=(--config.model.space=tiny --config.train.batch_size=4
+  # One random subnet and the labelled loss in the tiny_lite space: the smallest step
+  # program that still has every part (the smoke checks the script, not the figures);
+  # tiny_lite's step compiles in about 30% less CPU time than tiny's.
+  sizes=(--config.model.space=tiny_lite --config.train.batch_size=4
          --config.train.unlabelled_batch_size=4 --config.train.num_random=1
          --config.loss.variant=lab)
   input_args=(--jpegs=16 --size=200x140 --threads=2 --batch=4 --image_size=32 --epochs=2)

@@ -74,7 +74,7 @@ def test_smoke_on_mock_tfds(tmp_path):
   assert set(result) == {"top1_max", "top1_min"}
 
 
-@pytest.mark.heavy(120)
+@pytest.mark.heavy(66)
 def test_elastic_resolution_trains_every_resolution_with_one_program_each(tmp_path, capsys):
   workdir = str(tmp_path)
   # tiny_lite (32 and 35 px): the elastic path is the same in every space, and its two
