@@ -1,8 +1,9 @@
 """Figures over seeds (mean ± std) and paired verdicts on the papers' claims.
 
-Every arm of a comparison has one result per seed, and the seeds share the label split,
-so a claim about arms A and B is judged on the paired per-seed differences d_s = A_s - B_s
-(a seed where either is missing is left out). With n ≥ 2 seeds:
+Every arm of a comparison has one result per seed, and the arms of one seed share its
+labelled split (each seed draws its own), so a claim about arms A and B is judged on the
+paired per-seed differences d_s = A_s - B_s (a seed where either is missing is left
+out). With n ≥ 2 seeds:
 
   mean ± sd   the differences' mean and sample standard deviation (ddof=1), in points;
   sign count  how many seeds' differences share the mean's sign;
@@ -58,7 +59,8 @@ HELD, MORE, WITHIN, REVERSED, UNDECIDED = ("held", "held, and more", "within the
 # The page's statement of the method (report.page prints it above the tables).
 METHOD = (
     "Each table ends with a reading: whether the paper's claim held at this scale, judged on "
-    "the paired per-seed differences (the seeds share the label split): their mean ± sample "
+    "the paired per-seed differences (the arms of one seed share its labelled split; each seed "
+    "draws its own): their mean ± sample "
     "std in points, how many seeds share the mean's sign, and the 95% t-interval of the mean "
     "(mean ± t·sd/√n, its half-width the paired spread). The equivalence margin is "
     f"{100 * MARGIN:.1f} point of top-1 (or of NFR): below the 1,000-image test split's standard "
