@@ -113,7 +113,7 @@ def test_single_mode_trains_and_evaluates_only_its_arch(tmp_path, capsys):
   out = capsys.readouterr().out.splitlines()
   assert out[:2] == ["loading data (50 labelled, 0 unlabelled; digits, 10 classes, at 32 px)",
                      "an epoch is 7 steps (50 labelled training images, 8 per step); 0 "
-                     "warm-up steps"]
+                     "warm-up steps (optim.warmup_epochs=0)"]
   assert [x for x in out if x.startswith("compiling")] == ["compiling program 1/1 (32 px) ..."]
   space = search_space.resolve(cfg.model)
   with open(os.path.join(workdir, "subnets.jsonl")) as f:
