@@ -4,6 +4,7 @@ import collections
 import math
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -31,8 +32,11 @@ def test_smoke_prints_every_figure_once_as_a_number():
   # --budget: the script's own 290 s is for a quiet 2-core machine (about 190 s of CPU
   # at -O0 in tiny_lite, two parts at a time); a shared one gets more time rather than
   # `=error` figures.
+  # PYTHON: this interpreter (the script's default is the `python` on PATH, which outside
+  # an activated venv is not the one with the project installed).
   r = subprocess.run(["bash", SCRIPT, "--smoke", "--budget=1500"], capture_output=True,
-                     text=True, cwd=ROOT, timeout=1800)
+                     text=True, cwd=ROOT, timeout=1800,
+                     env=dict(os.environ, PYTHON=sys.executable))
   assert r.returncode == 0, r.stderr[-2000:]
   lines = [ln for ln in r.stdout.splitlines() if "=" in ln and not ln.startswith("#")]
   assert not [ln for ln in lines if ln.endswith("=error")], r.stdout
