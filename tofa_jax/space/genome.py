@@ -26,8 +26,8 @@ A floor share s > 0 (`palette.search_floor`) also keeps p(arch) >= s * budget, s
 that the searches of one budget compare subnets of about the same cost: after
 repair, genes picked at random step up one choice each while the raise keeps p
 within the budget (and the reference contained), until p reaches the floor or no
-gene can rise. Draws still
-below it are drawn again. With s = 0 nothing changes, random draws included.
+gene can rise. Draws still below it are drawn again. With s = 0 nothing changes,
+random draws included.
 """
 
 from __future__ import annotations
