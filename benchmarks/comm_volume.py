@@ -3,12 +3,16 @@
   python benchmarks/comm_volume.py --config=configs/cifar100.py \
       --config.model.resolutions='(64,)' --config.data.image_size=64 [--devices=8]
 
-Compiles the TOFA train step over `--devices` fake CPU devices (set before JAX
-starts), then sums the result sizes of every all-reduce in the partitioned HLO,
-each times the runs per step of the computation holding it (loop trip counts):
-the per-step payload each device contributes (a ring all-reduce moves about
-2 (n-1)/n times that per device). The last line is that payload over the
-parameter bytes. The payload does not depend on the image
+Compiles the XLA programs one TOFA train step runs (`programs.of_archs` of the
+step's subnets: the sandwich's teacher, one subnet program per distilled subnet and
+the update; a teacher-less step's one program) over `--devices` fake CPU devices (set
+before JAX starts), each distinct program once, then sums the result sizes of every
+all-reduce in each partitioned HLO, each times the runs per call of the computation
+holding it (loop trip counts), and each program's sum times its calls per step (a
+subnet program once per subnet at its resolution): the per-step payload each device
+contributes (a ring all-reduce moves about 2 (n-1)/n times that per device). One line
+per program, then its computations with the most payload; the last line is the step's
+payload over the parameter bytes. The payload does not depend on the image
 resolution, so a small one keeps the compile short. Also prints the parameter
 and BN-statistic sizes for comparison.
 """
@@ -113,16 +117,25 @@ def main(argv):
   if cfg.uses_unlabelled:
     batch["unlabelled_weak"], batch["unlabelled_strong"] = img(bu), img(bu)
   archs = train_step.step_archs(space, cfg, 0, 0, 0)
+  subnets = train_step.stacked(space, archs)
+  calls = programs.of_archs(archs, cfg, space)  # in order; a subnet program per subnet
   t = time.perf_counter()
-  compiled = step.lower(state, batch, train_step.stacked(space, archs),
-                        train_step.step_resolution(archs)).compile()
-  print(f"space {space.name}, {jax.device_count()} devices, "
+  per_program = {}
+  for p in dict.fromkeys(calls):
+    compiled = step.lower(p, state, batch, subnets if p.subnets else None).compile()
+    per_program[p] = all_reduce_bytes(compiled.as_text())
+  print(f"space {space.name}, {jax.device_count()} devices, {len(per_program)} programs, "
         f"compile {time.perf_counter() - t:.1f} s")
-  per = all_reduce_bytes(compiled.as_text())
-  total = sum(b * r for b, _, r in per.values())
-  count = sum(n * r for _, n, r in per.values())
-  for name, (b, n, r) in sorted(per.items(), key=lambda kv: -kv[1][0] * kv[1][2])[:8]:
-    print(f"  {name}: {n} all-reduce ops x {r} runs, {b * r / 2**20:.2f} MiB")
+  total = count = 0
+  for p, per in per_program.items():
+    k = calls.count(p)
+    b_p = sum(b * r for b, _, r in per.values())
+    n_p = sum(n * r for _, n, r in per.values())
+    total, count = total + k * b_p, count + k * n_p
+    print(f"program ({p.label()}) x {k} per step: {n_p} all-reduce ops, "
+          f"{b_p / 2**20:.2f} MiB per call")
+    for name, (b, n, r) in sorted(per.items(), key=lambda kv: -kv[1][0] * kv[1][2])[:8]:
+      print(f"  {name}: {n} all-reduce ops x {r} runs, {b * r / 2**20:.2f} MiB")
   n_params = sum(x.size for x in jax.tree.leaves(variables["params"]))
   n_stats = sum(x.size for x in jax.tree.leaves(variables["batch_stats"]))
   param_bytes = sum(x.nbytes for x in jax.tree.leaves(variables["params"]))

@@ -4,14 +4,18 @@
       [--lower_only] [--passes=15] [--num_classes=C] [--config.x=y ...]
   python benchmarks/compile_phases.py ... --options=xla_backend_optimization_level=1
 
-For each train program of the config (`programs.of_schedule`; `--resolutions` keeps
-some), on abstract arguments as the trainer compiles them (`programs.abstract_args`,
-`train.remat=auto` as `layer`, JAX's persistent cache off), one line:
+For each train program of the config (`programs.of_schedule`: a sandwich's teacher,
+subnet programs and update, or a teacher-less scheme's step programs; `--resolutions`
+keeps those at some resolutions, the update's being 0), on abstract arguments as the
+trainer compiles them (`programs.abstract_args`, `train.remat=auto` as `layer`, JAX's
+persistent cache off), one line:
 
-  resolution=<px> subnets=<n> trace_s=<s> lower_s=<s> stablehlo_lines=<n> compile_s=<s>
-      compile_cpu_s=<s> rss_gib=<peak>
+  resolution=<px> subnets=<n> kind=<teacher|subnet|update|step> trace_s=<s> lower_s=<s>
+      stablehlo_lines=<n> compile_s=<s> compile_cpu_s=<s> rss_gib=<peak>
 
-`trace_s` is Python running the step under JAX's tracer (jaxpr), `lower_s` the jaxpr to
+`trace_s` is Python running the program under JAX's tracer (jaxpr; the abstract
+arguments of a subnet or update program, from the teacher's outputs, are found before
+the clock starts), `lower_s` the jaxpr to
 StableHLO, `compile_s` XLA (HLO passes, then LLVM code generation for the CPU);
 `compile_cpu_s` its CPU seconds (all
 threads; steadier than wall time when other jobs share the cores). `--lower_only` stops
@@ -41,7 +45,8 @@ from tofa_jax.train import programs  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
 _CLASSES = flags.DEFINE_integer("num_classes", 100, "classifier outputs")
-_RESOLUTIONS = flags.DEFINE_list("resolutions", [], "only these programs' resolutions")
+_RESOLUTIONS = flags.DEFINE_list("resolutions", [], "only the programs at these "
+                                  "resolutions (the update's: 0)")
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "trace and lower; no XLA compile")
 _PASSES = flags.DEFINE_integer("passes", 0, "print XLA's N longest phases (profiler)")
 _OPTIONS = flags.DEFINE_multi_string(
@@ -100,14 +105,16 @@ def main(argv):
         flush=True)
   for p in todo:
     step = run.make_step()
+    subnets = programs.abstract_subnets(space, p.subnets) if p.subnets else None
+    args = step.abstract_args(p, state, batch, subnets)
     t = time.perf_counter()
-    traced = step.trace(state, batch, programs.abstract_subnets(space, p.subnets), p.resolution)
+    traced = step.jitted(p).trace(*args)
     t_trace = time.perf_counter() - t
     t = time.perf_counter()
     lowered = traced.lower()
     t_lower = time.perf_counter() - t
     lines = lowered.as_text().count("\n")
-    line = (f"resolution={p.resolution} subnets={p.subnets} trace_s={t_trace:.1f} "
+    line = (f"resolution={p.resolution} subnets={p.subnets} kind={p.kind} trace_s={t_trace:.1f} "
             f"lower_s={t_lower:.1f} stablehlo_lines={lines}")
     if not _LOWER_ONLY.value:
       with tempfile.TemporaryDirectory() as trace_dir:

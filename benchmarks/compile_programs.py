@@ -3,13 +3,17 @@
   python benchmarks/compile_programs.py --config=configs/aircraft.py --threads=1,2 \
       [--num_classes=C] [--config.x=y ...]
 
-Compiles the config's programs (`programs.of_schedule`) on abstract inputs as the
-trainer does before step 1 (`programs.compile_all`: lowering on the main thread, XLA
-compiles on `--threads` threads), once per thread count, with JAX's persistent cache
-off so each round compiles. `train.remat=auto` is compiled as `layer` (what it picks
-on a CPU). One line per round:
+Compiles the config's programs (`programs.of_schedule`: a sandwich's teacher, its
+subnet programs by resolution and its update; a teacher-less scheme's step programs by
+resolution, in that order) on abstract inputs as the trainer does before step 1
+(`programs.compile_all`: lowering on the main thread, XLA compiles on `--threads`
+threads), once per thread count, with JAX's persistent cache off so each round
+compiles. `train.remat=auto` is compiled as `layer` (what it picks on a CPU). One line
+per round:
 
   programs=<R> threads=<n> wall_s=<s> per_program_s=<s,...>
+
+`per_program_s` lists each program's lowering + compile seconds in that order.
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@
 # figures (and a `# ...` line saying why), and the rest go on:
 #   base_*            the step with the GPU settings: model.conditional=off,
 #                     model.depthwise_impl=lax, model.dtype=bfloat16, train.remat=layer;
-#                     also program_<px>_compile_s / _compiled_gib for every training
-#                     resolution, and base_min_subnet_s / base_max_subnet_s
+#                     also program_<p>_compile_s / _compiled_gib for every program
+#                     of the sandwich (<p>: teacher_<largest px>, subnet_<px> for every
+#                     training resolution, update), and base_min_subnet_s /
+#                     base_max_subnet_s
 #   conditional_on_*  model.conditional=on (lax.cond/switch; XLA:GPU syncs per conditional),
 #                     with conditional_on_min_subnet_s / _max_subnet_s
 #   conditional_on_cmdbuf_*  the same with XLA_FLAGS=$CMDBUF (conditionals and loops
@@ -134,8 +136,10 @@ part() {
 }
 step_keys() { echo "$1_compile_s $1_compiled_gib $1_step_s $1_images_per_s"; }
 
-program_keys=""
-for r in $resolutions; do program_keys+="program_${r}_compile_s program_${r}_compiled_gib "; done
+program_keys=""  # the sandwich's programs (device_figures.py's key_of)
+for p in "teacher_$largest" $(printf 'subnet_%s ' $resolutions) update; do
+  program_keys+="program_${p}_compile_s program_${p}_compiled_gib "
+done
 one_res="--config.model.resolutions=($largest,)"
 part base 240 "$program_keys$(step_keys base) base_min_subnet_s base_max_subnet_s" \
   "$PYTHON" benchmarks/device_figures.py "${figures[@]}" "${base[@]}" --prefix=base \

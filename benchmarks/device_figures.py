@@ -3,20 +3,30 @@
   python benchmarks/device_figures.py --config=configs/aircraft.py --prefix=base \
       [--programs] [--subnets] [--steps=5] [--lock=FILE] [--config.model.x=y ...]
 
-Compiles the jitted TOFA step (`train/step.py`) at the config's largest resolution and
-runs it on synthetic batches (no dataset: the device machine has none), each step with
-its own sampled subnets. Prints
+Compiles the XLA programs (`train_step.Program`) of one TOFA step (`train/step.py`)
+with its random subnets at the config's largest resolution: for the sandwich the
+teacher (the max subnet), the subnet programs (the min subnet's at the smallest
+resolution, the random subnets' at the largest) and the update (`train/sandwich.py`);
+for a teacher-less scheme its one program. It then runs such steps
+(`train_step.run` with the compiled programs) on synthetic batches (no dataset: the
+device machine has none), each step with its own sampled subnets. Prints
 
-  <prefix>_compile_s       lowering + compiling the step
-  <prefix>_compiled_gib    XLA's memory analysis of it (temp + arguments + outputs - aliased)
+  program_<p>_compile_s    per program: its lowering + compile seconds
+  program_<p>_compiled_gib per program: XLA's memory analysis of it (temp + arguments
+                           + outputs - aliased; each program takes the whole state)
+  <prefix>_compile_s       lowering + compiling the step's programs (their sum)
+  <prefix>_compiled_gib    the step's peak: the most of its programs' GiB
   <prefix>_step_s          mean wall time of `--steps` steps after one warm-up step
   <prefix>_images_per_s    (labelled + unlabelled batch) / step_s, train_throughput's measure
 
-`--programs` first compiles the step at every training resolution (one program each),
-on `--compile_threads` threads (XLA compiles outside the GIL), and prints
-`program_<px>_compile_s` (each compile's own wall time, from its start to its end, so
-alongside others where threads > 1) and `program_<px>_compiled_gib`; the step figures
-then use the largest's program.
+where `<p>` is the program's label (`Program.label()`) as a key: `teacher_<px>`,
+`subnet_<px>`, `update`, or `<px>` for a teacher-less step's program.
+
+`--programs` compiles every program the config's schedule can run
+(`programs.of_schedule`: every training resolution's) instead of only the step's, on
+`--compile_threads` threads (lowering on the main thread, the XLA compiles outside the
+GIL, so a program's seconds count time alongside others' compiles where threads > 1);
+the step figures then use the step's programs among them.
 
 `--subnets` also times the forward + backward of one subnet (one program, the subnet
 as data) for the space's min and max subnets: `<prefix>_min_subnet_s`,
@@ -52,13 +62,14 @@ from tofa_jax.runtime import memory  # noqa: E402
 from tofa_jax.runtime import mesh as mesh_lib  # noqa: E402
 from tofa_jax.space import arch as arch_lib  # noqa: E402
 from tofa_jax.space import sampling, search_space  # noqa: E402
-from tofa_jax.train import optim, programs  # noqa: E402
+from tofa_jax.train import optim, programs, schemes  # noqa: E402
 from tofa_jax.train import step as train_step  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config", lock_config=True)
 _PREFIX = flags.DEFINE_string("prefix", "base", "key prefix of the step figures")
-_PROGRAMS = flags.DEFINE_bool("programs", False, "compile every training resolution first")
-_THREADS = flags.DEFINE_integer("compile_threads", 1, "threads compiling --programs")
+_PROGRAMS = flags.DEFINE_bool("programs", False, "compile every program of the schedule "
+                               "(every training resolution's) first")
+_THREADS = flags.DEFINE_integer("compile_threads", 1, "threads compiling the programs")
 _STEPS = flags.DEFINE_integer("steps", 5, "timed steps")
 _SUBNETS = flags.DEFINE_bool("subnets", False, "also time the min and max subnet")
 _LOCK = flags.DEFINE_string("lock", "", "lock this file while running")
@@ -70,7 +81,8 @@ def emit(key: str, value: float) -> None:
 
 
 def build(config):
-  """(space, StepConfig, model, tx, mesh, jitted step) of the config."""
+  """(space, StepConfig, model, tx, mesh, step: its programs lowered on demand) of the
+  config."""
   space = search_space.resolve(config.model)
   cfg = train_step.step_config(config, space)
   model = supernet.from_config(config, space, _CLASSES.value)
@@ -82,20 +94,29 @@ def build(config):
   return space, cfg, model, tx, mesh, train_step.make_train_step(model, tx, cfg, mesh)
 
 
+def key_of(program: train_step.Program) -> str:
+  """A program's label as a key: 'teacher, 320 px' -> 'teacher_320', '224 px' -> '224'."""
+  return program.label().replace(" px", "").replace(", ", "_")
 
 
-def compile_programs(step, state, batch, subnets, resolutions, threads: int) -> dict:
-  """{px: (compiled step, compile seconds)}, printing both figures of each."""
-  def one(res):
+def compile_programs(step, state, batch, space, todo, threads: int) -> dict:
+  """{program: (compiled, seconds)} for each of `todo`, printing its two figures:
+  lowering on this thread, the XLA compiles on `threads` threads."""
+  def compile_one(lowered, lower_s):
     start = time.perf_counter()
-    compiled = step.lower(state, batch, subnets, res).compile()
-    return compiled, time.perf_counter() - start
+    compiled = lowered.compile()
+    return compiled, lower_s + time.perf_counter() - start
 
   with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
-    done = dict(zip(resolutions, pool.map(one, resolutions), strict=True))
-  for res, (compiled, seconds) in done.items():
-    emit(f"program_{res}_compile_s", seconds)
-    emit(f"program_{res}_compiled_gib", memory.compiled_gib(compiled))
+    futures = {}
+    for p in todo:
+      start = time.perf_counter()
+      lowered = programs.lower(step, state, batch, space, p)
+      futures[p] = pool.submit(compile_one, lowered, time.perf_counter() - start)
+    done = {p: f.result() for p, f in futures.items()}
+  for p, (compiled, seconds) in done.items():
+    emit(f"program_{key_of(p)}_compile_s", seconds)
+    emit(f"program_{key_of(p)}_compiled_gib", memory.compiled_gib(compiled))
   return done
 
 
@@ -112,18 +133,18 @@ def step_figures(config, prefix: str) -> None:
   res = max(space.resolutions)
   archs = [train_step.step_archs(space, cfg, config.seed, i, 0) for i in range(_STEPS.value + 1)]
   subnets = [train_step.stacked(space, a) for a in archs]
-  if _PROGRAMS.value:
-    compiled, seconds = compile_programs(step, state_shape, batch_shape, subnets[0],
-                                         sorted(space.resolutions), _THREADS.value)[res]
-  else:
-    start = time.perf_counter()
-    compiled = step.lower(state_shape, batch_shape, subnets[0], res).compile()
-    seconds = time.perf_counter() - start
-  emit(f"{prefix}_compile_s", seconds)
-  emit(f"{prefix}_compiled_gib", memory.compiled_gib(compiled))
+  mine = train_step.programs_of(cfg, space, res, len(archs[0]))  # a step's, in order
+  todo = set(mine) | (set(programs.of_schedule(schemes.from_config(config, space), space, cfg))
+                      if _PROGRAMS.value else set())
+  todo = sorted(todo, key=train_step.Program.sort_key)
+  done = compile_programs(step, state_shape, batch_shape, space, todo, _THREADS.value)
+  compiled = {p: done[p][0] for p in mine}
+  emit(f"{prefix}_compile_s", sum(done[p][1] for p in set(mine)))
+  emit(f"{prefix}_compiled_gib", max(memory.compiled_gib(c) for c in compiled.values()))
   fwd_bwd = subnet_program(model, state_shape, batch_shape, space, res) if _SUBNETS.value else None
   with _locked(_LOCK.value):
-    state, batch = _run(config, cfg, model, tx, mesh, compiled, batch_shape, subnets, prefix)
+    state, batch = _run(config, cfg, space, model, tx, mesh, compiled, batch_shape, subnets,
+                        res, prefix)
     if fwd_bwd is not None:
       for name, arch in (("min", sampling.min_arch(space)), ("max", sampling.max_arch(space))):
         arrays = jax.tree.map(jnp.asarray, arch_lib.to_arrays(space, arch))
@@ -149,17 +170,19 @@ def _locked(path: str):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _run(config, cfg, model, tx, mesh, compiled, batch_shape, subnets, prefix):
-  """Runs the step on synthetic data; returns the final state and the batch."""
+def _run(config, cfg, space, model, tx, mesh, compiled, batch_shape, subnets, res, prefix):
+  """Runs steps at `res` on synthetic data with the `compiled` programs
+  (`train_step.run`); returns the final state and the batch."""
   variables = supernet.init_variables(model, 0, cfg.image_size)
   state = jax.device_put(train_step.init_state(variables, tx, 0),
                          NamedSharding(mesh, PartitionSpec()))
   batch = synthetic(batch_shape, _CLASSES.value)
-  state, m = compiled(state, batch, subnets[0])
+  fns = compiled.__getitem__
+  state, m = train_step.run(fns, cfg, space, state, batch, subnets[0], res)
   jax.block_until_ready(m)
   start = time.perf_counter()
   for s in subnets[1:]:
-    state, m = compiled(state, batch, s)
+    state, m = train_step.run(fns, cfg, space, state, batch, s, res)
   jax.block_until_ready(m)
   step_s = (time.perf_counter() - start) / _STEPS.value
   images = config.train.batch_size + (config.train.unlabelled_batch_size

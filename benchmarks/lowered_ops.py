@@ -3,19 +3,26 @@
   python benchmarks/lowered_ops.py --config=configs/aircraft.py --platform=cuda \
       [--devices=N] [--dump=DIR] [--num_classes=C] [--config.x=y ...]
 
-Lowers every train program of the config (`programs.of_schedule`: one per resolution
-and number of subnets) to StableHLO for `--platform` (`jax.jit(...).trace(...).lower(
-lowering_platforms=...)`) on abstract arguments, over `--devices` fake CPU devices (set
-before JAX starts). Nothing compiles and no dataset is read: the class count comes from
-the dataset's facts (`config/facts.py`; an unprepared TFDS dataset from its builder's
-metadata, else `--num_classes`). One line per program:
+Lowers every train program of the config (`programs.of_schedule`: the sandwich's
+teacher, one subnet program per resolution and the update; a teacher-less step's one
+program per resolution and number of subnets) to StableHLO for `--platform`
+(`jax.jit(...).trace(...).lower(lowering_platforms=...)`) on abstract arguments, over
+`--devices` fake CPU devices (set before JAX starts). Nothing compiles and no dataset is
+read: the class count comes from the dataset's facts (`config/facts.py`; an unprepared
+TFDS dataset from its builder's metadata, else `--num_classes`). One line per program:
 
-  program=train_step resolution=<px> platform=<p> conditionals=<n> all_reduces=<n> while_loops=<n>
+  program=<train_step|teacher|subnet|update> resolution=<px> platform=<p> \
+      conditionals=<n> all_reduces=<n> while_loops=<n>
 
 counting `stablehlo.case` + `stablehlo.if`, `stablehlo.all_reduce` and `stablehlo.while`
-in the module text: ops written once, however often a loop runs them. XLA:GPU copies
-each conditional's predicate to the host and waits; TPUs run them on the chip.
-`--dump=DIR` writes each module as DIR/train_step_<px>.mlir.
+in the module text: ops written once, however often a loop runs them (the update's
+resolution is 0). Then one line per kind of step (resolution, number of subnets), its
+programs' counts summed over the calls it makes (a subnet program once per subnet):
+
+  step resolution=<px> subnets=<n> calls=<n> conditionals=<n> all_reduces=<n> while_loops=<n>
+
+XLA:GPU copies each conditional's predicate to the host and waits; TPUs run them on
+the chip. `--dump=DIR` writes each module as DIR/<program>_<px>[_<subnets>].mlir.
 
 The config's platform-dependent 'auto' settings are resolved as on `--platform` (the
 first line says how): `model.depthwise_impl` lax off the CPU, `model.dtype` bf16 off the
@@ -116,24 +123,32 @@ def main(argv):
   mesh = mesh_lib.make_mesh()
   step = train_step.make_train_step(model, tx, cfg, mesh, sched)
   state, batch = programs.abstract_args(config, model, tx, cfg, mesh)
-  todo = programs.of_schedule(schemes.from_config(config, space), space)
+  todo = programs.of_schedule(schemes.from_config(config, space), space, cfg)
   print(f"space={space.name} classes={classes} devices={jax.device_count()} "
         f"programs={len(todo)} platform={platform}"
         + (f" ('auto' as on {platform}: {' '.join(resolved)})" if resolved else ""), flush=True)
   if _DUMP.value:
     os.makedirs(_DUMP.value, exist_ok=True)
-  shared = {p.resolution for p in todo if sum(q.resolution == p.resolution for q in todo) > 1}
+  shared = {(p.kind, p.resolution) for p in todo
+            if sum((q.kind, q.resolution) == (p.kind, p.resolution) for q in todo) > 1}
+  counted = {}
   for p in todo:
     text = programs.lower(step, state, batch, space, p, platform).as_text()
+    name = "train_step" if p.kind == "step" else p.kind
     # progressive_shrinking has several programs per resolution: their subnets tell them apart
-    which = f"_{p.subnets}" if p.resolution in shared else ""
+    which = f"_{p.subnets}" if (p.kind, p.resolution) in shared else ""
     if _DUMP.value:
-      with open(os.path.join(_DUMP.value, f"train_step_{p.resolution}{which}.mlir"), "w") as f:
+      with open(os.path.join(_DUMP.value, f"{name}_{p.resolution}{which}.mlir"), "w") as f:
         f.write(text)
-    counts = " ".join(f"{k}={v}" for k, v in count_ops(text).items())
-    print(f"program=train_step resolution={p.resolution} platform={platform} {counts}"
+    counted[p] = count_ops(text)
+    counts = " ".join(f"{k}={v}" for k, v in counted[p].items())
+    print(f"program={name} resolution={p.resolution} platform={platform} {counts}"
           + (f" subnets={p.subnets}" if which else ""), flush=True)
-
+  for res, n in sorted(schemes.from_config(config, space).programs(space)):
+    calls = train_step.programs_of(cfg, space, res, n)
+    total = {k: sum(counted[p][k] for p in calls) for k in counted[calls[0]]}
+    print(f"step resolution={res} subnets={n} calls={len(calls)} "
+          + " ".join(f"{k}={v}" for k, v in total.items()), flush=True)
 
 if __name__ == "__main__":
   app.run(main)

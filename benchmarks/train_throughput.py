@@ -6,10 +6,12 @@
   python benchmarks/train_throughput.py --config=configs/demo.py \
       --config.model.resolutions='(64,)' --loop_steps=20
 
-Prints: compile time of the jitted TOFA step, train-step images/s (labelled +
-unlabelled images per second), the input pipeline's images/s (grain stream with
-resize, plus on-device weak/strong augmentation), and the process's peak RSS
-(on CPU the device memory is host memory). `--synthetic` feeds random uint8
+Prints: compile time of the TOFA step's programs (`TrainStep` jits each on first use:
+for the sandwich the teacher, the subnet programs and the update, so a step at a
+resolution not seen before compiles its subnet program then) with the first step,
+train-step images/s (labelled + unlabelled images per second), the input pipeline's
+images/s (grain stream with resize, plus on-device weak/strong augmentation), and the
+process's peak RSS (on CPU the device memory is host memory). `--synthetic` feeds random uint8
 images instead of the dataset (for datasets not prepared on this machine).
 
 `--loop_steps=K` also runs the real training loop (`train_and_evaluate`, in a

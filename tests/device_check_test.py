@@ -18,7 +18,8 @@ HEADER = ("python", "jax", "jaxlib", "flax", "optax", "devices", "device_kind", 
 
 
 def _expected() -> list[str]:
-  keys = ["program_32_compile_s", "program_32_compiled_gib"]
+  keys = [f"program_{p}_{k}" for p in ("teacher_32", "subnet_32", "update")  # the sandwich's
+          for k in ("compile_s", "compiled_gib")]
   keys += [f"{part}_{k}" for part in PARTS for k in STEP]
   keys += [f"{part}_{k}_subnet_s" for part in ("base", "conditional_on") for k in ("min", "max")]
   keys += ["augment_strong_32_images_per_s", "device_check_s"]

@@ -18,7 +18,9 @@ from helpers.paths import ROOT
 from tofa_jax.space import search_space
 from tofa_jax.train import programs
 
-_LINE = re.compile(r"^program=train_step resolution=(\d+) platform=cuda conditionals=(\d+) "
+_LINE = re.compile(r"^program=(\w+) resolution=(\d+) platform=cuda conditionals=(\d+) "
+                   r"all_reduces=(\d+) while_loops=(\d+)$")
+_STEP = re.compile(r"^step resolution=(\d+) subnets=(\d+) calls=(\d+) conditionals=(\d+) "
                    r"all_reduces=(\d+) while_loops=(\d+)$")
 
 
@@ -53,19 +55,35 @@ def _walk(path: str) -> collections.Counter:
 def test_one_line_per_program_with_the_module_counts(tmp_path):
   out = _run("--devices=2", f"--dump={tmp_path}", "--config.model.conditional=on",
              "--config.model.resolutions=(32,40)")
-  assert out[0].startswith("space=tiny classes=10 devices=2 programs=2 platform=cuda")
-  rows = [_LINE.match(x) for x in out[1:]]
+  assert out[0].startswith("space=tiny classes=10 devices=2 programs=4 platform=cuda")
+  rows = [_LINE.match(x) for x in out[1:5]]
   assert all(rows), out
-  assert [int(m.group(1)) for m in rows] == [32, 40]
-  assert sorted(os.listdir(tmp_path)) == ["train_step_32.mlir", "train_step_40.mlir"]
+  assert [(m.group(1), int(m.group(2))) for m in rows] == [
+      ("teacher", 40), ("subnet", 32), ("subnet", 40), ("update", 0)]
+  assert sorted(os.listdir(tmp_path)) == ["subnet_32.mlir", "subnet_40.mlir", "teacher_40.mlir",
+                                          "update_0.mlir"]
+  counts = {}
   for m in rows:
-    ops = _walk(str(tmp_path / f"train_step_{m.group(1)}.mlir"))
-    assert [int(m.group(i)) for i in (2, 3, 4)] == [
+    ops = _walk(str(tmp_path / f"{m.group(1)}_{m.group(2)}.mlir"))
+    counts[m.group(1), int(m.group(2))] = [int(m.group(i)) for i in (3, 4, 5)]
+    assert counts[m.group(1), int(m.group(2))] == [
         ops["stablehlo.case"] + ops["stablehlo.if"], ops["stablehlo.all_reduce"],
         ops["stablehlo.while"]]
-    # Depth and kernel choices are conditionals; BN moments and the gradient are
-    # all-reduced over the 2 devices; the subnets and scanned layers are loops.
-    assert all(int(m.group(i)) > 0 for i in (2, 3, 4)), m.group(0)
+  # Depth and kernel choices are conditionals and the scanned layers loops in every
+  # network program; BN moments are all-reduced over the 2 devices in each, and the
+  # update all-reduces the gradient (one vector per dtype: f32) and nothing else runs.
+  for key in [("teacher", 40), ("subnet", 32), ("subnet", 40)]:
+    assert all(v > 0 for v in counts[key]), key
+  assert counts["update", 0] == [0, 1, 0]
+  # A step: the teacher, the min at 32 px, 2 random subnets at the step's px, the update.
+  steps = [_STEP.match(x) for x in out[5:]]
+  assert all(steps) and len(steps) == 2, out
+  for m in steps:
+    res = int(m.group(1))
+    calls = [("teacher", 40), ("subnet", 32), ("subnet", res), ("subnet", res), ("update", 0)]
+    assert (int(m.group(2)), int(m.group(3))) == (3, 5)
+    assert [int(m.group(i)) for i in (4, 5, 6)] == [
+        sum(counts[c][i] for c in calls) for i in range(3)]
 
 
 @pytest.mark.heavy(30)
@@ -77,4 +95,5 @@ def test_no_conditionals_on_cuda_by_default():
     pytest.skip("supernet.from_config does not read model.conditional yet")
   out = _run()  # model.conditional=auto: off on cuda
   assert "model.conditional=off" in out[0]
-  assert [_LINE.match(x).group(2) for x in out[1:]] == ["0"]
+  assert [_LINE.match(x).group(3) for x in out[1:4]] == ["0", "0", "0"]
+  assert [_STEP.match(x).group(4) for x in out[4:]] == ["0"]

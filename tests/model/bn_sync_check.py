@@ -1,5 +1,7 @@
 """One train step with model.bn_sync='device' on 8 fake CPU devices, against the
-mean over devices of BN statistics computed on each device's shard alone.
+mean over devices of BN statistics computed on each device's shard alone: a
+teacher-less step (one program) and a sandwich step (its teacher's statistics pass
+per device to the update program, which averages them).
 
 Run as a script with XLA_FLAGS=--xla_force_host_platform_device_count=8 (set
 before jax is imported): `python tests/model/bn_sync_check.py OUT.json`.
@@ -43,6 +45,13 @@ def main(out_path):
   assert archs == [sampling.max_arch(space)]
   state, _ = step(state, batch, train_step.stacked(space, archs),
                   train_step.step_resolution(archs))
+  # The sandwich (labelled images only, the min subnet alone): the running statistics
+  # are the max subnet's pass's, as above.
+  sandwich = train_step.StepConfig(variant="lab", num_random=0, image_size=40)
+  sw_state = jax.device_put(train_step.init_state(variables, tx, seed=0), replicated)
+  sw_archs = train_step.step_archs(space, sandwich, seed=0, step=0, epoch=0)
+  sw_state, _ = train_step.make_train_step(model, tx, sandwich, mesh)(
+      sw_state, batch, train_step.stacked(space, sw_archs), train_step.step_resolution(sw_archs))
   # Every device holds the same statistics (the step's output is replicated).
   copies = [[np.asarray(s.data) for s in leaf.addressable_shards]
             for leaf in jax.tree.leaves(state.batch_stats)]
@@ -58,6 +67,7 @@ def main(out_path):
   diff = lambda a, b: max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))  # noqa: E731
                           for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
   result = {"devices": len(jax.devices()), "stats_diff": diff(state.batch_stats, want),
+            "sandwich_stats_diff": diff(sw_state.batch_stats, want),
             "global_diff": diff(want, whole), "device_spread": spread}
   with open(out_path, "w") as f:
     json.dump(result, f)

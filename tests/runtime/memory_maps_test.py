@@ -27,11 +27,12 @@ def test_the_loop_stops_at_the_first_compile_when_the_rest_would_not_fit(tmp_pat
   # smallest program that has a second to compile (the check is the same for any).
   cfg = tiny_config(**{"model.resolutions": (), "train.sampling": "rss_batch",
                        "loss.variant": "lab"})
-  with pytest.raises(ValueError, match=r"^the train step for \d+ px: each compiled program adds "
+  with pytest.raises(ValueError, match=r"^the train program \(\d+ px\): each compiled program adds "
                                        r"about \d+ memory maps on the CPU backend, and 1 more "
                                        r"would pass this machine's vm.max_map_count=1000 "):
     loop.train_and_evaluate(cfg, str(tmp_path))
-  one = tiny_config()  # one resolution: nothing more to compile, nothing to check
+  # One resolution, no teacher: one program, nothing more to compile, nothing to check.
+  one = tiny_config(**{"train.sampling": "rss_batch", "loss.variant": "lab"})
   with monkeypatch.context() as m:
     m.setattr(memory_maps, "limit", lambda: 1000)
     assert set(loop.train_and_evaluate(one, str(tmp_path / "one"))) == {"top1_max", "top1_min"}

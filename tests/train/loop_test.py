@@ -77,7 +77,7 @@ def test_smoke_on_mock_tfds(tmp_path):
 @pytest.mark.heavy(66)
 def test_elastic_resolution_trains_every_resolution_with_one_program_each(tmp_path, capsys):
   workdir = str(tmp_path)
-  # tiny_lite (32 and 35 px): the elastic path is the same in every space, and its two
+  # tiny_lite (32 and 35 px): the elastic path is the same in every space, and its
   # programs compile in about 20% less time than tiny's.
   cfg = tiny_config(**{"model.space": "tiny_lite", "model.resolutions": (), "train.steps": 6,
                        "train.log_every": 6, "train.checkpoint_every": 100})
@@ -90,14 +90,15 @@ def test_elastic_resolution_trains_every_resolution_with_one_program_each(tmp_pa
   drawn = {r[-1] for r in steps}
   assert drawn == {32, 35}  # both resolutions trained within 6 steps (seed 0)
   out = capsys.readouterr().out.splitlines()
-  # One program per resolution, all compiled before step 1 (CPU: remat layer, no 'none').
+  # The teacher once, one subnet program per resolution, the update once, all compiled
+  # before step 1 (CPU: remat layer, no 'none').
   first_step = next(i for i, x in enumerate(out) if x.startswith("step "))
+  names = ["teacher, 35 px", "subnet, 32 px", "subnet, 35 px", "update"]
   assert [x for x in out[:first_step] if x.startswith(("compiling", "train.remat"))] == [
       "train.remat=auto: layer (the cpu backend reports no memory limit, so none is not "
-      "compiled)",
-      "compiling program 1/2 (32 px) ...", "compiling program 2/2 (35 px) ..."]
+      "compiled)", *[f"compiling program {k}/4 ({n}) ..." for k, n in enumerate(names, 1)]]
   assert sorted(x.split(":")[0] for x in out if x.startswith("compiled program")) == [
-      "compiled program 1/2 (32 px)", "compiled program 2/2 (35 px)"]
+      f"compiled program {k}/4 ({n})" for k, n in enumerate(names, 1)]
   assert not [x for x in out[first_step:] if x.startswith("compil")]
 
 
@@ -293,11 +294,14 @@ def test_a_restarted_run_loads_its_train_step_from_the_persistent_cache(tmp_path
     return r.stdout
 
   def steps():
-    return sorted(x for x in os.listdir(cache) if x.startswith("jit_step-"))
+    return sorted(x for x in os.listdir(cache) if x.startswith(
+        ("jit_teacher_step-", "jit_subnet_step-", "jit_update_step-")))
 
   run("--config.train.stop_after_steps=2")  # as if preempted at step 2
   written = steps()
-  assert len(written) == 1  # one train program (one resolution), stored on disk
+  # The sandwich's programs at one resolution, stored on disk: teacher, subnet, update.
+  assert [x.split("-")[0] for x in written] == ["jit_subnet_step", "jit_teacher_step",
+                                                "jit_update_step"]
   out = run()
   assert "resumed from step 2 of 4" in out.splitlines()
   assert steps() == written  # the restart found it: nothing compiled anew was stored

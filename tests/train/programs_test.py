@@ -23,21 +23,45 @@ def test_programs_of_a_schedule_and_of_a_step():
   cfg = tiny_config(**{"model.resolutions": (), "train.num_random": 2})  # (32, 40)
   space = search_space.resolve(cfg.model)
   schedule = schemes.from_config(cfg, space)
-  todo = programs.of_schedule(schedule, space)
-  assert todo == [programs.Program(32, 3), programs.Program(40, 3)]
-  for step in range(8):  # every step's subnets map to a listed program
-    assert programs.of_archs(schedule.archs(space, 0, step)) in todo
+  step_cfg = train_step.step_config(cfg, space)
+  todo = programs.of_schedule(schedule, space, step_cfg)
+  P = programs.Program  # noqa: N806
+  assert todo == [P(40, 0, "teacher"), P(32, 3, "subnet"), P(40, 3, "subnet"), P(0, 0, "update")]
+  drawn = set()
+  for step in range(8):  # every step runs listed programs: teacher, min, 2 random, update
+    archs = schedule.archs(space, 0, step)
+    res = archs[-1].resolution
+    drawn.add(res)
+    assert programs.of_archs(archs, step_cfg, space) == [
+        P(40, 0, "teacher"), P(32, 3, "subnet"), P(res, 3, "subnet"), P(res, 3, "subnet"),
+        P(0, 0, "update")]
+  assert drawn == {32, 40}
+  # A teacher-less scheme: one program per (resolution, number of subnets).
+  rss = tiny_config(**{"model.resolutions": (), "train.sampling": "rss_batch",
+                       "loss.variant": "fm"})
+  rss_cfg = train_step.step_config(rss, space)
+  assert programs.of_schedule(schemes.from_config(rss, space), space, rss_cfg) == [
+      P(32, 1), P(40, 1)]
   shapes = programs.abstract_subnets(space, 3)
   real = train_step.stacked(space, schedule.archs(space, 0, 0))
   assert {k: (v.shape, v.dtype) for k, v in shapes.items()} == {
       k: (v.shape, v.dtype) for k, v in real.items()}
 
 
+class _ToyStep:
+  """Programs shaped as a step's (state, batch, subnets) that compile in milliseconds
+  and say which resolution they were compiled for."""
+
+  def lower(self, program, state, batch, subnets, platform=None):
+    del platform
+    res = program.resolution
+    return jax.jit(lambda state, batch, subnets: state * res + batch.sum()
+                   + sum(v.sum() for v in subnets.values())).trace(state, batch,
+                                                                    subnets).lower()
+
+
 def _toy_step():
-  """A step-shaped program (state, batch, subnets, static resolution) that compiles in
-  milliseconds and says which resolution it was compiled for."""
-  return jax.jit(lambda state, batch, subnets, res: state * res + batch.sum()
-                 + sum(v.sum() for v in subnets.values()), static_argnums=3)
+  return _ToyStep()
 
 
 def test_compile_all_compiles_each_program_once_on_threads():
@@ -47,7 +71,7 @@ def test_compile_all_compiles_each_program_once_on_threads():
   state, batch = jnp.float32(1.0), jnp.zeros(2, jnp.float32)
   got = programs.compile_all(_toy_step(), state, batch, space, todo, threads=2,
                              say=lines.append)
-  assert sorted(got) == todo
+  assert sorted(got, key=programs.Program.sort_key) == todo
   zeros = {k: np.zeros(v.shape, v.dtype) for k, v in programs.abstract_subnets(space, 1).items()}
   assert [float(got[p][0](state, batch, zeros)) for p in todo] == [32.0, 40.0, 48.0]
   assert [x for x in lines if x.startswith("compiling")] == [
@@ -60,7 +84,7 @@ def test_compile_all_stops_after_the_first_when_the_rest_would_not_fit(monkeypat
   monkeypatch.setattr(memory_maps, "limit", lambda: 1)  # the CPU's memory-map limit
   space = search_space.resolve(tiny_config().model)
   lines = []
-  with pytest.raises(ValueError, match=r"^the train step for 32 px: each compiled program "):
+  with pytest.raises(ValueError, match=r"^the train program \(32 px\): each compiled "):
     programs.compile_all(_toy_step(), jnp.float32(1.0), jnp.zeros(2, jnp.float32), space,
                          [programs.Program(r, 1) for r in (32, 40, 48)], say=lines.append)
   assert [x.split(":")[0] for x in lines] == ["compiling program 1/3 (32 px) ...",
@@ -95,7 +119,7 @@ def test_remat_auto_picks_none_where_it_fits_and_layer_elsewhere(monkeypatch):
   state = jax.eval_shape(lambda: train_step.init_state(
       supernet.init_variables(model, resolution=32), tx, 0))
   batch = train_step.abstract_batch(step_cfg, 8, 8, mesh)
-  todo = programs.of_schedule(schemes.from_config(cfg, space), space)
+  todo = programs.of_schedule(schemes.from_config(cfg, space), space, step_cfg)
   assert todo == [programs.Program(32, 1)]
   built = []
 

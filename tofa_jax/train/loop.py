@@ -7,8 +7,9 @@ for `train.steps` steps with on-device augmentation, the subnets of
 record Omega, periodic checkpoints (resumed automatically from `workdir`),
 TensorBoard metrics and evaluation of the max and min subnets (single: the arch)
 after BN recalibration. Epochs (warm-up, per-epoch schemes) are `epochs.py`'s.
-Every train program the schedule can take (one per resolution and number of subnets)
-compiles before step 1, where `train.remat=auto` is resolved per program (`programs.py`).
+Every train program the schedule's steps can run (`train_step.programs_of`: the
+sandwich's teacher, subnet programs and update, or a teacher-less step whole) compiles
+before step 1, where `train.remat=auto` is resolved per program (`programs.py`).
 
 The loop never waits on the device between log steps: metrics stay on device
 (`metrics.StepMetrics`), the next batch is placed and augmented while the step
@@ -244,17 +245,17 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
   programs, remats = programs_lib.compile_run(
       config.train.remat,
       lambda r: train_step.make_train_step(model.clone(remat=r), tx, cfg, mesh, sched),
-      state, batch_shapes, space, programs_lib.of_schedule(schedule, space))
+      state, batch_shapes, space, programs_lib.of_schedule(schedule, space, cfg))
   if pcount > 1 and config.train.remat == "auto":  # each process asked its own device
     distributed.check_processes_agree(
         "picked other train.remat=auto settings (set train.remat=none or layer)",
-        sorted([p.resolution, p.subnets, r] for p, r in remats.items()))
+        sorted([p.kind, p.resolution, p.subnets, r] for p, r in remats.items()))
   speed.exclude(time.perf_counter() - t)
 
-  def program(archs):
-    key = programs_lib.of_archs(archs)
+  def compiled(key: programs_lib.Program):
     if key not in programs:  # a bug: Schedule.programs must list every step's program
-      raise RuntimeError(f"no compiled train step for {key}; compiled: {sorted(programs)}")
+      raise RuntimeError(f"no compiled train program {key}; compiled: "
+                         f"{sorted(programs, key=programs_lib.Program.sort_key)}")
     return programs[key]
 
   aug_key = jax.random.PRNGKey(config.seed + 7)
@@ -290,7 +291,9 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
       if multi and step == start:  # by construction; checked once per run
         distributed.check_processes_agree(f"sample different subnets at step {step + 1}",
                                           [a.to_json(True) for a in archs])
-      state, m = program(archs)(state, batch, train_step.stacked(space, archs))
+      state, m = train_step.run(compiled, cfg, space, state, batch,
+                                train_step.stacked(space, archs),
+                                train_step.step_resolution(archs))
       if sigterm is not None and step == start:
         sigterm.something_to_save()  # a SIGTERM now checkpoints this step, then stops
       step_metrics.add(m)

@@ -1,16 +1,19 @@
 """The run's train programs: which exist, their abstract arguments, and compiling them
 all before step 1.
 
-The step is one jitted function whose resolution is static and whose subnets come as
-stacked arrays, so every (resolution, number of subnets) that `schemes.Schedule.programs`
-lists is one XLA program (`Program`). `compile_all` compiles each of them before the
-first step, one line per program (`compiling program k/R (<px>) ...`, then its time and
-GiB): lowering runs on the main thread, the XLA compiles on up to `workers()` daemon
-threads (a compile is C++ that releases the GIL, and XLA:GPU's autotuning and LLVM
-leave cores idle), while the main thread waits in short slices so a SIGTERM still ends
-the run at once (`termination.interruptible`'s reason). Daemon threads, not a
-ThreadPoolExecutor: the interpreter joins an executor's threads at exit, which would
-hold a terminated process until its compiles end.
+A step's subnets come as stacked arrays, so every (resolution, number of subnets) that
+`schemes.Schedule.programs` lists is one kind of step, and `train_step.programs_of` says
+which XLA programs (`Program`) it runs: a teacher-less step is one program; a sandwich
+step runs the teacher, one subnet program per distilled subnet (one per resolution) and
+the update (`sandwich.py`), so the programs of every resolution share the teacher and
+the update. `compile_all` compiles each program once before the first step, one line per
+program (`compiling program k/R (<px>) ...` or `(teacher, <px>)`, `(subnet, <px>)`,
+`(update)`, then its time and GiB): lowering runs on the main thread, the XLA
+compiles on up to `workers()` daemon threads (a compile is C++ that releases the GIL,
+and XLA:GPU's autotuning and LLVM leave cores idle), while the main thread waits in
+short slices so a SIGTERM still ends the run at once (`termination.interruptible`'s
+reason). Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's
+threads at exit, which would hold a terminated process until its compiles end.
 
 `compile_run` adds `train.remat=auto`: each program is compiled without remat and kept
 where its compiled memory fits the device (`memory.device_limit_bytes`, with
@@ -47,22 +50,22 @@ from tofa_jax.train import step as train_step
 _POLL_S = 0.2  # the main thread's wait slice: how soon a signal handler runs
 
 
-@dataclasses.dataclass(frozen=True, order=True)
-class Program:
-  """One compiled step: the random subnets' resolution and the number of subnets."""
-
-  resolution: int
-  subnets: int
+Program = train_step.Program
 
 
-def of_schedule(schedule: schemes.Schedule, space: SearchSpace) -> list[Program]:
-  """Every program a run can take, smallest resolution first."""
-  return sorted(Program(r, n) for r, n in schedule.programs(space))
+def of_schedule(schedule: schemes.Schedule, space: SearchSpace,
+                cfg: train_step.StepConfig) -> list[Program]:
+  """Every program a run can take, each once: the teacher first, then by resolution."""
+  return sorted({p for r, n in schedule.programs(space)
+                 for p in train_step.programs_of(cfg, space, r, n)},
+                key=Program.sort_key)
 
 
-def of_archs(archs: Sequence[arch_lib.Arch]) -> Program:
-  """The program that trains `archs` (one step's subnets)."""
-  return Program(train_step.step_resolution(list(archs)), len(archs))
+def of_archs(archs: Sequence[arch_lib.Arch], cfg: train_step.StepConfig,
+             space: SearchSpace) -> list[Program]:
+  """The programs that train `archs` (one step's subnets), in order."""
+  return train_step.programs_of(cfg, space, train_step.step_resolution(list(archs)),
+                                len(archs))
 
 
 def abstract_subnets(space: SearchSpace, n: int) -> dict[str, jax.ShapeDtypeStruct]:
@@ -117,7 +120,7 @@ def abstract_run(config, num_classes: int) -> AbstractRun:
   tx, sched = optim.make(config.optim, 10, int(config.train.steps))
   mesh = mesh_lib.make_mesh()
   state, batch = abstract_args(config, model, tx, cfg, mesh)
-  todo = of_schedule(schemes.from_config(config, space), space)
+  todo = of_schedule(schemes.from_config(config, space), space, cfg)
   return AbstractRun(space, cfg, model, tx, sched, mesh, state, batch, todo, remat)
 
 
@@ -139,12 +142,11 @@ def model_of(config, space: SearchSpace, num_classes: int) -> supernet.Supernet:
 
 def lower(step_fn, state, batch, space: SearchSpace, program: Program,
           platform: str | None = None):
-  """`step_fn` (`train_step.make_train_step`) lowered for `program`; `state` and `batch`
+  """`program` of `step_fn` (`train_step.make_train_step`) lowered; `state` and `batch`
   may be abstract. `platform` ('cuda', 'tpu', 'cpu') lowers for hardware this process
   lacks; None: for its own backend."""
-  traced = step_fn.trace(state, batch, abstract_subnets(space, program.subnets),
-                         program.resolution)
-  return traced.lower(lowering_platforms=(platform,) if platform else None)
+  subnets = abstract_subnets(space, program.subnets) if program.subnets else None
+  return step_fn.lower(program, state, batch, subnets, platform)
 
 
 def workers(programs: int) -> int:
@@ -180,7 +182,7 @@ def compile_all(step_fn, state, batch, space: SearchSpace, todo: Sequence[Progra
   total = len(numbers) if numbers else len(todo)
   numbers = numbers or {p: i + 1 for i, p in enumerate(todo)}
   n_threads = threads or workers(len(todo))
-  label = lambda p: f"program {numbers[p]}/{total} ({p.resolution} px)"  # noqa: E731
+  label = lambda p: f"program {numbers[p]}/{total} ({p.label()})"  # noqa: E731
   jobs: queue.Queue = queue.Queue()
   results: queue.Queue = queue.Queue()
   lowering: dict[int, float] = {}  # seconds per program; its compile's come with it
@@ -208,7 +210,7 @@ def compile_all(step_fn, state, batch, space: SearchSpace, todo: Sequence[Progra
       if i == 0 and maps is not None and len(todo) > 1:
         _collect(results, todo, lowering, out, label, say)
         memory_maps.check_room(memory_maps.count() - maps, len(todo) - 1,
-                               f"the train step for {p.resolution} px")
+                               f"the train program ({p.label()})")
     while len(out) < len(todo):
       _collect(results, todo, lowering, out, label, say)
   finally:
@@ -252,7 +254,7 @@ def compile_run(remat: str, make_step: Callable[[str], object], state, batch,
     gib = got[p][1]
     fits = gib <= room
     say(f"train.remat=auto: {'none' if fits else 'layer'} for program {numbers[p]}/"
-        f"{len(todo)} ({p.resolution} px): none needs {gib:.3g} GiB, "
+        f"{len(todo)} ({p.label()}): none needs {gib:.3g} GiB, "
         f"{'within' if fits else 'over'} {room:.3g} GiB ({memory.HEADROOM:.0%} of the "
         f"device's {limit / 2**30:.3g} GiB)")
     chosen[p] = "none" if fits else "layer"

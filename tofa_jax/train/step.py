@@ -1,45 +1,32 @@
-"""One jitted, data-parallel TOFA training step (Algorithm 1, lines 5-17).
+"""One data-parallel TOFA training step (Algorithm 1, lines 5-17) and its programs.
 
-`make_train_step` returns `step(state, batch, subnets, resolution) -> (state,
-metrics)`, jitted over a device mesh with the batch sharded on its `data` axis and
-the state replicated, so the same code runs on 1 or N devices. The forward and
-backward passes run per device under `shard_map`: dropout masks, and BatchNorm
-moments with `model.bn_sync='global'`, span the global batch ('device': each
-device's own, their running statistics averaged at the end), and each device's
-gradient stays local until one all-reduce per step (a `pmean` after the last
-subnet, one flat vector per dtype); the optimiser update then runs replicated.
+`make_train_step` returns a `TrainStep`: `step(state, batch, subnets, resolution) ->
+(state, metrics)` over a device mesh, the batch sharded on its `data` axis and the
+state replicated, so the same code runs on 1 or N devices. The forward and backward
+passes run per device under `shard_map`: dropout masks, and BatchNorm moments with
+`model.bn_sync='global'`, span the global batch ('device': each device's own, their
+running statistics averaged at the end), and each device's gradient stays local until
+one all-reduce per step (one flat vector per dtype); the optimiser update then runs
+replicated.
 
-Elastic resolution: batches arrive at one size (`StepConfig.image_size`, the
-largest training resolution by default) and each subnet's input is rescaled on
-device (bicubic, as AlphaNet's appendix does) to its own resolution. The max
-subnet trains at the largest resolution, the min subnet at the smallest, and the
-random subnets of a step share one sampled resolution, the step's static
-`resolution` argument: a run compiles at most one program per resolution.
+Elastic resolution: batches arrive at one size (`StepConfig.image_size`, the largest
+training resolution by default) and each subnet's input is rescaled on device
+(bicubic, as AlphaNet's appendix does) to its own resolution. The max subnet trains at
+the largest resolution, the min subnet at the smallest, and the random subnets of a
+step share one sampled resolution, the step's `resolution`.
 
-Sandwich scheme (default), per step:
-  1. the max subnet runs once, in training mode, on the weak labelled, weak
-     unlabelled and strong unlabelled images together, at the largest
-     resolution; its pass updates the BatchNorm running statistics;
-  2. L^lab: label-smoothed CE of the max subnet on the labelled images;
-  3. L^FM: pseudo-labels from the max subnet's weak unlabelled view
-     (stop-gradient), mask max-probability > threshold, CE on the strong view;
-  4. the min subnet (at the smallest resolution) and K random subnets (at the
-     step's `resolution`, run with `lax.scan`) are distilled from the max
-     subnet's weak-view predictions (stop-gradient) on labelled and, if the
-     variant says so, unlabelled images. Their passes use batch statistics
-     but do not update the running ones: those belong to the max subnet, and
-     every other subnet is recalibrated before evaluation (`bn_calibration`).
-The backward runs subnet by subnet, as OFA and AttentiveNAS do: the max subnet's
-gradient first, then the min subnet's, then each random subnet's, accumulated
-inside the scan. The sum is the gradient of the whole sandwich's loss, and a step's
-peak memory is one subnet's forward and backward.
+The sandwich (default) runs as separately compiled parts, `sandwich.py`: the max
+subnet (the teacher; L^lab and L^FM), then one program per distilled subnet (the min
+and K random subnets; one program per resolution, shared by every subnet at it), then
+the update. The backward runs subnet by subnet, as OFA and AttentiveNAS do, and the
+sum is the gradient of the whole sandwich's loss.
 Teacher-less schemes (every `train.sampling` but sandwich, and `train.mode='single'`;
 `schemes.py` says which subnets) train the step's N subnets, which share the step's
-`resolution`, with L^lab (+ L^FM on each subnet's own pseudo-labels): no teacher, so
-no distillation. One backward per subnet, accumulated in a `lax.scan` over them, and
-their terms summed (mask_rate averaged). Each pass updates the running BatchNorm
-statistics in turn, as OFA's successive PyTorch passes do; every evaluated subnet is
-recalibrated anyway.
+`resolution`, with L^lab (+ L^FM on each subnet's own pseudo-labels), in one program per
+(resolution, N): one backward per subnet, accumulated in a `lax.scan` over them, their
+terms summed (mask_rate averaged). Each pass updates the running BatchNorm statistics
+in turn, as OFA's successive PyTorch passes do; every evaluated subnet is recalibrated
+anyway.
 """
 
 from __future__ import annotations
@@ -56,9 +43,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tofa_jax.space import arch as arch_lib
-from tofa_jax.space import sampling
 from tofa_jax.space.search_space import SearchSpace
-from tofa_jax.train import losses, schemes
+from tofa_jax.train import collectives, forward, losses, sandwich, schemes
 from tofa_jax.train.schemes import MODES
 
 step_resolution = schemes.step_resolution
@@ -171,106 +157,14 @@ def abstract_batch(cfg: StepConfig, batch_size: int, unlabelled_batch_size: int,
   return batch
 
 
-def global_rows(views: list[jax.Array], axis_name: str | None) -> jax.Array | None:
-  """Each local image's row in the global batch `concatenate(views)` (every view
-  split evenly over `axis_name`), or None outside `shard_map`."""
-  if axis_name is None:
-    return None
-  device, devices = jax.lax.axis_index(axis_name), jax.lax.axis_size(axis_name)
-  rows, start = [], 0
-  for v in views:
-    n = v.shape[0]
-    rows.append(start + device * n + jnp.arange(n))
-    start += n * devices
-  return jnp.concatenate(rows)
-
-
 def loss_and_grads(model, cfg: StepConfig, resolution: int) -> Callable:
   """`f(params, batch_stats, batch, subnets, key) -> ((loss, (batch_stats, metrics)),
-  grads)`: what one step differentiates: the sandwich (`cfg.teacher`) with its random
-  subnets at `resolution`, or the teacher-less subnets, all at `resolution`."""
-  space = model.space
-  max_arrays = arch_lib.to_arrays(space, sampling.max_arch(space))
-  use_fm, use_dist_u = losses.terms(cfg.variant)
-  largest, smallest = max(space.resolutions), min(space.resolutions)
-
-  def apply(variables, views, arrays, key, res):
-    """The subnet at `res` on the concatenated views (rows follow the global batch's
-    order), each image rescaled on device (bicubic) from the batch's size."""
-    return model.apply(variables, jnp.concatenate(views), arrays, train=True,
-                       resolution=res, mutable=["batch_stats"],
-                       rngs={"dropout": key}, rows=global_rows(views, model.axis_name))
-
-  def sandwich_grads(params, batch_stats, batch, subnets, key):
-    """The sandwich's loss and gradient, one backward per subnet: the max subnet's
-    first (its logits, stop-gradient, are the teacher), then each distilled
-    subnet's, accumulated. A step's peak memory is one subnet's forward and
-    backward, not the whole sandwich's."""
-    n_l = batch["labels"].shape[0]
-    views = [batch["images"]]
-    if cfg.uses_unlabelled:
-      views.append(batch["unlabelled_weak"])
-    if use_fm:
-      views.append(batch["unlabelled_strong"])
-    n_u = batch["unlabelled_weak"].shape[0] if cfg.uses_unlabelled else 0
-    key_max, key_sub = jax.random.split(key)
-
-    def max_loss(p):
-      logits, new_vars = apply({"params": p, "batch_stats": batch_stats}, views, max_arrays,
-                               key_max, largest)
-      metrics = {"loss_lab": losses.labelled(logits[:n_l], batch["labels"],
-                                             cfg.label_smoothing)}
-      total = metrics["loss_lab"]
-      if use_fm:
-        fm, mask, _ = losses.fixmatch(jax.lax.stop_gradient(logits[n_l:n_l + n_u]),
-                                      logits[n_l + n_u:], cfg.threshold, cfg.label_smoothing)
-        metrics.update(loss_fm=fm, mask_rate=jnp.mean(mask))
-        total = total + fm
-      return total, (logits[:n_l + n_u], new_vars["batch_stats"], metrics)
-
-    (total, (logits, new_stats, metrics)), grads = jax.value_and_grad(
-        max_loss, has_aux=True)(params)
-    teacher = jax.lax.stop_gradient(logits)
-    x_sub = views[:2] if use_dist_u else views[:1]
-
-    def one_subnet(carry, xs, res=resolution):
-      arrays, k = xs
-
-      def sub_loss(p):
-        sub_logits, _ = apply({"params": p, "batch_stats": batch_stats}, x_sub, arrays, k, res)
-        lab = losses.subnet_labelled(sub_logits[:n_l], teacher[:n_l], batch["labels"],
-                                     beta=cfg.beta, temperature=cfg.temperature,
-                                     alpha=cfg.label_smoothing)
-        unl = (losses.distill(sub_logits[n_l:], teacher[n_l:], cfg.temperature)
-               if use_dist_u else jnp.zeros(()))
-        return lab + unl, (lab, unl)
-
-      (_, terms), g = jax.value_and_grad(sub_loss, has_aux=True)(params)
-      return jax.tree.map(jnp.add, carry, g), terms
-
-    # The min subnet at the smallest resolution, then the random ones (one shape:
-    # one scanned body) at the step's. When the step's resolution is the smallest,
-    # the min subnet is the scan's first trip: one subnet body in the program instead
-    # of two (a third less to compile), the same sums in the same order.
-    n_sub = jax.tree.leaves(subnets)[0].shape[0]
-    keys = jax.random.split(key_sub, n_sub)
-    if resolution == smallest:
-      grads, (lab_terms, unl_terms) = jax.lax.scan(one_subnet, grads, (subnets, keys))
-    else:
-      grads, min_terms = one_subnet(grads, jax.tree.map(lambda a: a[0], (subnets, keys)),
-                                    res=smallest)
-      lab_terms, unl_terms = [min_terms[0][None]], [min_terms[1][None]]
-      if n_sub > 1:
-        grads, (lab, unl) = jax.lax.scan(
-            one_subnet, grads, jax.tree.map(lambda a: a[1:], (subnets, keys)))
-        lab_terms.append(lab)
-        unl_terms.append(unl)
-      lab_terms, unl_terms = jnp.concatenate(lab_terms), jnp.concatenate(unl_terms)
-    metrics["loss_dist_lab"] = jnp.sum(lab_terms)
-    if use_dist_u:
-      metrics["loss_dist_unlab"] = jnp.sum(unl_terms)
-    total = total + metrics["loss_dist_lab"] + jnp.sum(unl_terms)
-    return (total, (new_stats, metrics)), grads
+  grads)`: the teacher-less subnets' loss and gradient, all at `resolution` (the
+  sandwich's parts are `sandwich.py`'s)."""
+  if cfg.teacher:
+    raise ValueError("the sandwich step runs as separate programs (sandwich.py); "
+                     "loss_and_grads is the teacher-less schemes'")
+  use_fm, _ = losses.terms(cfg.variant)
 
   def teacherless_grads(params, batch_stats, batch, subnets, key):
     """Each subnet's L^lab (+ L^FM on its own pseudo-labels) at `resolution`, one
@@ -286,8 +180,8 @@ def loss_and_grads(model, cfg: StepConfig, resolution: int) -> Callable:
       arrays, k = xs
 
       def sub_loss(p):
-        logits, new_vars = apply({"params": p, "batch_stats": stats}, views, arrays, k,
-                                 resolution)
+        logits, new_vars = forward.train_apply(model, {"params": p, "batch_stats": stats},
+                                               views, arrays, k, resolution)
         lab = losses.labelled(logits[:n_l], batch["labels"], cfg.label_smoothing)
         fm = rate = jnp.zeros(())
         if use_fm:
@@ -308,72 +202,187 @@ def loss_and_grads(model, cfg: StepConfig, resolution: int) -> Callable:
       metrics.update(loss_fm=jnp.sum(fm), mask_rate=jnp.mean(rate))
     return (jnp.sum(lab) + jnp.sum(fm), (new_stats, metrics)), grads
 
-  return sandwich_grads if cfg.teacher else teacherless_grads
+  return teacherless_grads
 
 
-def pmean_together(tree: Any, axis: str) -> Any:
-  """`lax.pmean(tree, axis)` as one all-reduce per dtype (one flat vector each):
-  `pmean` of a tree all-reduces leaf by leaf, hundreds of small latency-bound
-  collectives that only some backends combine."""
-  leaves, treedef = jax.tree.flatten(tree)
-  out = list(leaves)
-  for dtype in sorted({x.dtype for x in leaves}, key=str):
-    which = [i for i, x in enumerate(leaves) if x.dtype == dtype]
-    flat = jax.lax.pmean(jnp.concatenate([leaves[i].reshape(-1) for i in which]), axis)
-    parts = jnp.split(flat, np.cumsum([leaves[i].size for i in which])[:-1])
-    for i, part in zip(which, parts, strict=True):
-      out[i] = part.reshape(leaves[i].shape)
-  return jax.tree.unflatten(treedef, out)
+@dataclasses.dataclass(frozen=True)
+class Program:
+  """One compiled XLA program of the step: `kind` 'step' (a teacher-less step whole,
+  its subnets at `resolution`), or a sandwich step's part (`sandwich.py`): 'teacher'
+  (the max subnet, at the largest `resolution`), 'subnet' (one distilled subnet at
+  `resolution`, of a step's `subnets`) or 'update'."""
+
+  resolution: int
+  subnets: int
+  kind: str = "step"
+
+  def sort_key(self) -> tuple:
+    return (KINDS.index(self.kind), self.resolution, self.subnets)
+
+  def label(self) -> str:
+    """How the trainer names it: '224 px', 'teacher, 320 px', 'update'."""
+    if self.kind == "update":
+      return "update"
+    px = f"{self.resolution} px"
+    return px if self.kind == "step" else f"{self.kind}, {px}"
 
 
-def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, mesh: Mesh,
-                    schedule: optax.Schedule | None = None) -> Callable:
-  """The jitted step. `batch` holds `images` (B_l, H, W, 3), `labels` (B_l,) and,
-  when the variant uses unlabelled data, `unlabelled_weak`/`unlabelled_strong`
-  (B_u, H, W, 3), at `cfg.image_size`. `subnets` are `stacked` arrays of
-  `step_archs` and `resolution` (static) is their `step_resolution`."""
-  axis = mesh.axis_names[0]
-  sharded_model = model.clone(axis_name=axis)
+KINDS = ("teacher", "step", "subnet", "update")  # the order programs compile in
 
-  def sharded_grads(resolution: int) -> Callable:
-    grads_fn = loss_and_grads(sharded_model, cfg, resolution)
 
-    def local_grads(params, batch_stats, batch, subnets, key):
-      """One device's share: its slice of the batch, BN moments and dropout masks
-      over the global batch, and its partial gradient, reduced once at the end."""
+def programs_of(cfg: StepConfig, space: SearchSpace, resolution: int, n: int
+                ) -> list[Program]:
+  """The programs a step of `n` subnets at `resolution` runs, in order (a subnet
+  program once per subnet)."""
+  if not cfg.teacher:
+    return [Program(resolution, n)]
+  smallest = min(space.resolutions)
+  subnets = [Program(smallest if i == 0 else resolution, n, "subnet") for i in range(n)]
+  return [Program(max(space.resolutions), 0, "teacher"), *subnets, Program(0, 0, "update")]
+
+
+def run(fns: Callable[[Program], Callable], cfg: StepConfig, space: SearchSpace,
+        state: TrainState, batch: dict, subnets: dict, resolution: int
+        ) -> tuple[TrainState, dict]:
+  """One step with the programs `fns(program)` (jitted, or compiled before step 1)."""
+  n = jax.tree.leaves(subnets)[0].shape[0]
+  programs = programs_of(cfg, space, resolution, n)
+  if not cfg.teacher:
+    return fns(programs[0])(state, batch, subnets)
+  acc, logits, key, stats = fns(programs[0])(state, batch)
+  for i, p in enumerate(programs[1:-1]):
+    acc = fns(p)(state, batch, logits, subnets, key, np.int32(i), acc)
+  return fns(programs[-1])(state, acc, stats)
+
+
+class TrainStep:
+  """`step(state, batch, subnets, resolution) -> (state, metrics)`, data parallel over
+  `mesh` (batch sharded on its `data` axis, state replicated), and its programs.
+
+  `batch` holds `images` (B_l, H, W, 3), `labels` (B_l,) and, when the variant uses
+  unlabelled data, `unlabelled_weak`/`unlabelled_strong` (B_u, H, W, 3), at
+  `cfg.image_size`; `subnets` are `stacked` arrays of `step_archs` and `resolution` is
+  their `step_resolution`. `programs(resolution, n)` names the XLA programs such a step
+  runs, `jitted(program)` each one's jitted function and `lower(program, ...)` lowers
+  it on abstract arguments (the trainer compiles them all before step 1 and runs
+  steps with `run`)."""
+
+  def __init__(self, model, tx: optax.GradientTransformation, cfg: StepConfig, mesh: Mesh,
+               schedule: optax.Schedule | None = None):
+    axis = mesh.axis_names[0]
+    self.cfg, self.mesh, self.space = cfg, mesh, model.space
+    self._model = model.clone(axis_name=axis)
+    self._tx, self._schedule = tx, schedule
+    self._replicated = NamedSharding(mesh, PartitionSpec())
+    self._sharded = NamedSharding(mesh, PartitionSpec(axis))
+    self._stats = (self._sharded if sandwich.per_device_stats(self._model)
+                   else self._replicated)
+    self._jitted: dict[Program, Callable] = {}
+
+  def programs(self, resolution: int, n: int) -> list[Program]:
+    return programs_of(self.cfg, self.space, resolution, n)
+
+  def jitted(self, program: Program) -> Callable:
+    if program not in self._jitted:
+      self._jitted[program] = self._jit(program)
+    return self._jitted[program]
+
+  def _jit(self, p: Program) -> Callable:
+    rep, shard, model = self._replicated, self._sharded, self._model
+    if p.kind == "teacher":
+      return jax.jit(sandwich.teacher(model, self.cfg, self.mesh), in_shardings=(rep, shard),
+                     out_shardings=(shard, shard, rep, self._stats))
+    if p.kind == "subnet":
+      return jax.jit(sandwich.subnet(model, self.cfg, self.mesh, p.resolution),
+                     in_shardings=(rep, shard, shard, rep, rep, rep, shard),
+                     out_shardings=shard, donate_argnums=(6,))
+    if p.kind == "update":
+      return jax.jit(sandwich.update(model, self._tx, self.mesh, self._schedule),
+                     in_shardings=(rep, shard, self._stats), out_shardings=(rep, rep),
+                     donate_argnums=(0,))
+    return jax.jit(self._whole(p.resolution), in_shardings=(rep, shard, rep),
+                   out_shardings=(rep, rep), donate_argnums=(0,))
+
+  def _whole(self, resolution: int) -> Callable:
+    """A teacher-less step in one program: each device's gradient, one all-reduce, the
+    optimiser's update."""
+    axis, model, tx = self.mesh.axis_names[0], self._model, self._tx
+    grads_fn = loss_and_grads(model, self.cfg, resolution)
+
+    def on_device(params, batch_stats, batch, subnets, key):
       (loss, (batch_stats, metrics)), grads = grads_fn(params, batch_stats, batch, subnets,
                                                        key)
-      if sharded_model.bn_sync == "global":
-        loss, metrics, grads = pmean_together((loss, metrics, grads), axis)
+      if model.bn_sync == "global":
+        loss, metrics, grads = collectives.pmean_together((loss, metrics, grads), axis)
       else:  # each device's statistics are its own: keep their mean
-        loss, metrics, grads, batch_stats = pmean_together(
+        loss, metrics, grads, batch_stats = collectives.pmean_together(
             (loss, metrics, grads, batch_stats), axis)
       return (loss, (batch_stats, metrics)), grads
 
-    # check_vma=False: the parameters enter replicated and each device
-    # differentiates its own copy, so gradients stay per device through the
-    # subnet scan (no reduction per subnet) until the one pmean above.
-    return jax.shard_map(
-        local_grads, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(),
-                                          PartitionSpec(axis), PartitionSpec(), PartitionSpec()),
+    # check_vma=False: the parameters enter replicated and each device differentiates
+    # its own copy, so gradients stay per device through the subnet scan (no reduction
+    # per subnet) until the one pmean above.
+    grads_of = jax.shard_map(
+        on_device, mesh=self.mesh, in_specs=(PartitionSpec(), PartitionSpec(),
+                                             PartitionSpec(axis), PartitionSpec(),
+                                             PartitionSpec()),
         out_specs=PartitionSpec(), check_vma=False)
 
-  def step(state: TrainState, batch: dict, subnets: dict, resolution: int
-           ) -> tuple[TrainState, dict]:
-    key = jax.random.fold_in(state.rng, state.step)
-    (loss, (batch_stats, metrics)), grads = sharded_grads(resolution)(
-        state.params, state.batch_stats, batch, subnets, key)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics["loss"] = loss
-    if schedule is not None:
-      metrics["lr"] = schedule(state.step)
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state)
-    return new_state, metrics
+    def step(state: TrainState, batch: dict, subnets: dict) -> tuple[TrainState, dict]:
+      key = jax.random.fold_in(state.rng, state.step)
+      (loss, (batch_stats, metrics)), grads = grads_of(state.params, state.batch_stats,
+                                                       batch, subnets, key)
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      metrics["loss"] = loss
+      if self._schedule is not None:
+        metrics["lr"] = self._schedule(state.step)
+      return state.replace(step=state.step + 1, params=optax.apply_updates(state.params,
+                                                                           updates),
+                           batch_stats=batch_stats, opt_state=opt_state), metrics
 
-  replicated = NamedSharding(mesh, PartitionSpec())
-  sharded = NamedSharding(mesh, PartitionSpec("data"))
-  return jax.jit(step, in_shardings=(replicated, sharded, replicated),
-                 out_shardings=(replicated, replicated), donate_argnums=(0,),
-                 static_argnums=(3,))
+    return step
+
+  def abstract_args(self, program: Program, state, batch: dict, subnets: dict) -> tuple:
+    """The arguments `program` is called with, as abstract values (shapes, dtypes,
+    shardings) from the abstract `state`, `batch` and `subnets` of its step."""
+    if program.kind == "step":
+      return state, batch, subnets
+    if program.kind == "teacher":
+      return state, batch
+    out = jax.eval_shape(self.jitted(Program(max(self.space.resolutions), 0, "teacher")),
+                         state, batch)
+    acc, logits, key, stats = (
+        jax.tree.map(lambda s, sh=sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), x)
+        for x, sh in zip(out, (self._sharded, self._sharded, self._replicated, self._stats),
+                         strict=True))
+    if program.kind == "update":
+      return state, acc, stats
+    return state, batch, logits, subnets, key, jax.ShapeDtypeStruct((), jnp.int32), acc
+
+  def lower(self, program: Program, state, batch: dict, subnets: dict,
+            platform: str | None = None):
+    """`program` lowered on abstract arguments; `platform` ('cuda', 'tpu', 'cpu') lowers
+    for hardware this process lacks (None: its own backend)."""
+    traced = self.jitted(program).trace(*self.abstract_args(program, state, batch, subnets))
+    return traced.lower(lowering_platforms=(platform,) if platform else None)
+
+  def gradients(self, state: TrainState, batch: dict, subnets: dict, resolution: int
+                ) -> tuple[dict, Any, Any]:
+    """A sandwich step's (loss terms, gradient, new batch_stats), averaged over the
+    devices: what its `update` program applies."""
+    programs = self.programs(resolution, jax.tree.leaves(subnets)[0].shape[0])
+    acc, logits, key, stats = self.jitted(programs[0])(state, batch)
+    for i, p in enumerate(programs[1:-1]):
+      acc = self.jitted(p)(state, batch, logits, subnets, key, np.int32(i), acc)
+    acc = jax.tree.map(lambda a: jnp.mean(a, axis=0), acc)
+    return acc["terms"], acc["grads"], stats
+
+  def __call__(self, state: TrainState, batch: dict, subnets: dict, resolution: int
+               ) -> tuple[TrainState, dict]:
+    return run(self.jitted, self.cfg, self.space, state, batch, subnets, resolution)
+
+
+def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, mesh: Mesh,
+                    schedule: optax.Schedule | None = None) -> TrainStep:
+  """The step (`TrainStep`): `step(state, batch, subnets, resolution)`."""
+  return TrainStep(model, tx, cfg, mesh, schedule)
