@@ -250,8 +250,12 @@ def run(fns: Callable[[Program], Callable], cfg: StepConfig, space: SearchSpace,
   if not cfg.teacher:
     return fns(programs[0])(state, batch, subnets)
   acc, logits, key, stats = fns(programs[0])(state, batch)
+  # The subnets and their indices on the devices once per step, not once per call.
+  subnets, indices = jax.device_put(
+      (subnets, [np.int32(i) for i in range(n)]),
+      NamedSharding(logits.sharding.mesh, PartitionSpec()))
   for i, p in enumerate(programs[1:-1]):
-    acc = fns(p)(state, batch, logits, subnets, key, np.int32(i), acc)
+    acc = fns(p)(state, batch, logits, subnets, key, indices[i], acc)
   return fns(programs[-1])(state, acc, stats)
 
 
@@ -370,12 +374,15 @@ class TrainStep:
                 ) -> tuple[dict, Any, Any]:
     """A sandwich step's (loss terms, gradient, new batch_stats), averaged over the
     devices: what its `update` program applies."""
-    programs = self.programs(resolution, jax.tree.leaves(subnets)[0].shape[0])
-    acc, logits, key, stats = self.jitted(programs[0])(state, batch)
-    for i, p in enumerate(programs[1:-1]):
-      acc = self.jitted(p)(state, batch, logits, subnets, key, np.int32(i), acc)
-    acc = jax.tree.map(lambda a: jnp.mean(a, axis=0), acc)
-    return acc["terms"], acc["grads"], stats
+    captured = {}
+
+    def averaged(state, acc, stats):  # in place of the update: the sums it would apply
+      captured.update(acc=jax.tree.map(lambda a: jnp.mean(a, axis=0), acc), stats=stats)
+      return state, {}
+
+    run(lambda p: averaged if p.kind == "update" else self.jitted(p), self.cfg, self.space,
+        state, batch, subnets, resolution)
+    return captured["acc"]["terms"], captured["acc"]["grads"], captured["stats"]
 
   def __call__(self, state: TrainState, batch: dict, subnets: dict, resolution: int
                ) -> tuple[TrainState, dict]:
