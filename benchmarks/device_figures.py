@@ -178,11 +178,11 @@ def _run(config, cfg, space, model, tx, mesh, compiled, batch_shape, subnets, re
                          NamedSharding(mesh, PartitionSpec()))
   batch = synthetic(batch_shape, _CLASSES.value)
   fns = compiled.__getitem__
-  state, m = train_step.run(fns, cfg, space, state, batch, subnets[0], res)
+  state, m = train_step.run(fns, cfg, space, mesh, state, batch, subnets[0], res)
   jax.block_until_ready(m)
   start = time.perf_counter()
   for s in subnets[1:]:
-    state, m = train_step.run(fns, cfg, space, state, batch, s, res)
+    state, m = train_step.run(fns, cfg, space, mesh, state, batch, s, res)
   jax.block_until_ready(m)
   step_s = (time.perf_counter() - start) / _STEPS.value
   images = config.train.batch_size + (config.train.unlabelled_batch_size

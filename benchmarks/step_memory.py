@@ -93,10 +93,10 @@ def main(argv):
                              rng.integers(0, _CLASSES.value, v.shape)).astype(v.dtype),
                             v.sharding) for k, v in batch.items()}
   fns = compiled.__getitem__
-  real, m = train_step.run(fns, cfg, space, real, data, subnets, res)
+  real, m = train_step.run(fns, cfg, space, mesh, real, data, subnets, res)
   jax.block_until_ready(m)
   start = time.perf_counter()
-  real, m = train_step.run(fns, cfg, space, real, data, subnets, res)
+  real, m = train_step.run(fns, cfg, space, mesh, real, data, subnets, res)
   jax.block_until_ready(m)
   print(f"peak_rss_gib={memory.peak_rss_gib():.2f} step_s={time.perf_counter() - start:.2f}")
 

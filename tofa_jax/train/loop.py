@@ -291,7 +291,7 @@ def _train(config, workdir: str, ckpt: checkpointing.Checkpointer,
       if multi and step == start:  # by construction; checked once per run
         distributed.check_processes_agree(f"sample different subnets at step {step + 1}",
                                           [a.to_json(True) for a in archs])
-      state, m = train_step.run(compiled, cfg, space, state, batch,
+      state, m = train_step.run(compiled, cfg, space, mesh, state, batch,
                                 train_step.stacked(space, archs),
                                 train_step.step_resolution(archs))
       if sigterm is not None and step == start:

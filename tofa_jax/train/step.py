@@ -242,9 +242,10 @@ def programs_of(cfg: StepConfig, space: SearchSpace, resolution: int, n: int
 
 
 def run(fns: Callable[[Program], Callable], cfg: StepConfig, space: SearchSpace,
-        state: TrainState, batch: dict, subnets: dict, resolution: int
+        mesh: Mesh, state: TrainState, batch: dict, subnets: dict, resolution: int
         ) -> tuple[TrainState, dict]:
-  """One step with the programs `fns(program)` (jitted, or compiled before step 1)."""
+  """One step with the programs `fns(program)` (jitted, or compiled before step 1) over
+  `mesh`; also runs under a trace (`jax.eval_shape`)."""
   n = jax.tree.leaves(subnets)[0].shape[0]
   programs = programs_of(cfg, space, resolution, n)
   if not cfg.teacher:
@@ -253,7 +254,7 @@ def run(fns: Callable[[Program], Callable], cfg: StepConfig, space: SearchSpace,
   # The subnets and their indices on the devices once per step, not once per call.
   subnets, indices = jax.device_put(
       (subnets, [np.int32(i) for i in range(n)]),
-      NamedSharding(logits.sharding.mesh, PartitionSpec()))
+      NamedSharding(mesh, PartitionSpec()))
   for i, p in enumerate(programs[1:-1]):
     acc = fns(p)(state, batch, logits, subnets, key, indices[i], acc)
   return fns(programs[-1])(state, acc, stats)
@@ -381,12 +382,13 @@ class TrainStep:
       return state, {}
 
     run(lambda p: averaged if p.kind == "update" else self.jitted(p), self.cfg, self.space,
-        state, batch, subnets, resolution)
+        self.mesh, state, batch, subnets, resolution)
     return captured["acc"]["terms"], captured["acc"]["grads"], captured["stats"]
 
   def __call__(self, state: TrainState, batch: dict, subnets: dict, resolution: int
                ) -> tuple[TrainState, dict]:
-    return run(self.jitted, self.cfg, self.space, state, batch, subnets, resolution)
+    return run(self.jitted, self.cfg, self.space, self.mesh, state, batch, subnets,
+               resolution)
 
 
 def make_train_step(model, tx: optax.GradientTransformation, cfg: StepConfig, mesh: Mesh,
