@@ -226,7 +226,9 @@ def test_dropout_and_drop_connect_come_from_config():
 @pytest.mark.parametrize("stride,padding,size,kernel", [
     (1, "symmetric", 8, 5), (2, "symmetric", 9, 5), (2, "same", 8, 5), (2, "same", 9, 5),
     (1, "symmetric", 21, 5), (2, "same", 37, 5), (2, "same", 10, 3), (2, "symmetric", 11, 3),
-    (2, "same", 15, 7), (2, "symmetric", 14, 7), (1, "same", 9, 3)])
+    (2, "same", 15, 7), (2, "symmetric", 14, 7), (1, "same", 9, 3),
+    # several tiles of output columns in the weight gradient (tiles of max(8, k))
+    (1, "same", 30, 7), (2, "symmetric", 41, 3)])
 def test_shift_depthwise_matches_xla_grouped_conv(stride, padding, size, kernel):
   from tofa_jax.model import elastic_ops as ops
 

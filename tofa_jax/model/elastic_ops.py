@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tofa_jax.model import remat
 from tofa_jax.space import plan as plan_lib
 
 DEPTHWISE_IMPLS = ("auto", "shift", "lax")  # model.depthwise_impl; auto: resolve_depthwise_impl
@@ -228,9 +227,12 @@ def _shift_dw_bwd(stride, ph, pw, res, g):
   # dx: per output phase, a full correlation of the cotangent with the flipped
   # strided sub-kernel (forward-style shift-sums, `_shift_sum_transpose`).
   # dw: per kernel row i, one batched matmul over (n, h) gives
-  # z[c, v, w] = sum x[n, s*h+i-ph, v, c] g[n, h, w, c] over the rows inside x;
-  # dw[i, j, c] is the sum of z over the diagonal v = s*w + j - pw. Neither
-  # makes a padded copy of x or of g.
+  # z[c, v, w] = sum x_p[n, s*h+i, v, c] g[n, h, w, c] (x_p: x padded by ph rows);
+  # dw[i, j, c] is the sum of z over the diagonal v = s*w + j - pw. x_p and g are
+  # put channel-major once, before a scan over the rows: unrolled, XLA fused the
+  # transpose into every row's slice, and those k transposes took 3x the matmuls'
+  # time at 128 px (benchmarks/step_profile.py). The scan also keeps one row's
+  # slice alive at a time.
   x, w = res
   k = w.shape[0]
   n, h_in, w_in, c = x.shape
@@ -242,24 +244,18 @@ def _shift_dw_bwd(stride, ph, pw, res, g):
     v = j + stride * np.arange(wo) - pw[0]
     inside = (v >= 0) & (v < w_in)
     diag[j, v[inside], np.arange(wo)[inside]] = 1.0
-  rows = []
-  for i in range(k):
-    lo = max(0, -(-(ph[0] - i) // stride))
-    hi = min(ho - 1, (h_in - 1 - i + ph[0]) // stride)
-    if lo > hi:  # this kernel row only ever meets padding
-      rows.append(jnp.zeros((k, c), jnp.float32))
-      continue
-    if i:
-      # One row at a time: tying row i's input to row i-1's result lets each
-      # row's transposed copy be freed before the next is made (XLA would
-      # otherwise make all k at once, k * |x| bytes at the layer's peak).
-      x = remat.after(x, rows[-1])
-    first = i + stride * lo - ph[0]
-    xi = jax.lax.slice(x, (0, first, 0, 0), (n, first + (hi - lo) * stride + 1, w_in, c),
-                       (1, stride, 1, 1))
-    z = jnp.einsum("nhvc,nhwc->cvw", xi, g[:, lo:hi + 1], preferred_element_type=jnp.float32)
-    rows.append(jnp.einsum("cvw,jvw->jc", z, jnp.asarray(diag)))
-  dw = jnp.stack(rows)[:, :, None, :]
+  xt = jnp.transpose(jnp.pad(x, ((0, 0), ph, (0, 0), (0, 0))), (3, 2, 0, 1))  # (c,w,n,hp)
+  gt = jnp.transpose(g, (3, 2, 0, 1)).reshape(c, wo, n * ho)
+  span = (ho - 1) * stride + 1
+
+  def row(_, i):
+    xi = jax.lax.dynamic_slice_in_dim(xt, i, span, axis=3)[..., ::stride]
+    z = jnp.einsum("cvm,cwm->cvw", xi.reshape(c, w_in, n * ho), gt,
+                   preferred_element_type=jnp.float32)
+    return None, jnp.einsum("cvw,jvw->jc", z, jnp.asarray(diag))
+
+  _, rows = jax.lax.scan(row, None, jnp.arange(k))
+  dw = rows[:, :, None, :]
   return dx, dw.astype(w.dtype)
 
 
@@ -271,6 +267,22 @@ def resolve_depthwise_impl(impl: str) -> str:
   if impl == "auto":
     return "shift" if jax.default_backend() == "cpu" else "lax"
   return impl
+
+
+def patch_conv(x: Array, w: Array, stride: int, ph: tuple[int, int], pw: tuple[int, int]
+               ) -> Array:
+  """The k x k conv of NHWC `x` with HWIO `w` (padding `ph`, `pw`) as one matmul: the
+  k*k strided slices side by side on the channel axis, in `w`'s (h, w, in) order.
+  Meant for few input channels (the stem's 3), where the patches stay small."""
+  k = w.shape[0]
+  xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+  ho = (xp.shape[1] - k) // stride + 1
+  wo = (xp.shape[2] - k) // stride + 1
+  taps = [jax.lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + (ho - 1) * stride + 1,
+                                          j + (wo - 1) * stride + 1, xp.shape[3]),
+                        (1, stride, stride, 1)) for i in range(k) for j in range(k)]
+  return jnp.einsum("nhwp,pd->nhwd", jnp.concatenate(taps, axis=3),
+                    w.reshape(-1, w.shape[3]))
 
 
 def pointwise(x: Array, w: Array) -> Array:
