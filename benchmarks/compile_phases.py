@@ -73,8 +73,9 @@ def _peak_rss_gib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def xla_phases(trace_dir: str, top: int) -> list[tuple[str, float, int]]:
-  """(name, summed seconds, count) of the longest-summed host events in a profile."""
+def xla_phases(trace_dir: str, top: int | None) -> list[tuple[str, float, int]]:
+  """(name, summed seconds, count) of the `top` longest-summed host events in a
+  profile (None: all of them)."""
   import glob
 
   paths = glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import glob
 import os
 import re
 import sys
@@ -29,6 +28,7 @@ import time
 import jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compile_phases  # noqa: E402
 import supernet_step  # noqa: E402
 
 
@@ -50,16 +50,10 @@ def xla_op_seconds(trace_dir: str, names: dict[str, str]
   """(seconds by op kind, seconds by (kind, op_name tail)) of the HLO op events in
   the profile under `trace_dir` (events named after an instruction of `names`)."""
   by_kind, by_source = collections.Counter(), collections.Counter()
-  for path in glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True):
-    for plane in jax.profiler.ProfileData.from_file(path).planes:
-      for line in plane.lines:
-        for event in line.events:
-          if event.name not in names:
-            continue
-          seconds = event.duration_ns / 1e9
-          by_kind[kind(event.name)] += seconds
-          tail = "/".join(names[event.name].split("/")[-3:])
-          by_source[(kind(event.name), tail)] += seconds
+  for name, seconds, _ in compile_phases.xla_phases(trace_dir, top=None):
+    if name in names:
+      by_kind[kind(name)] += seconds
+      by_source[(kind(name), "/".join(names[name].split("/")[-3:]))] += seconds
   return by_kind, by_source
 
 
