@@ -24,8 +24,8 @@ def get_config():
   c.train.log_every = 10
   c.train.checkpoint_every = 50
   c.train.eval_every = 0  # evaluate once, at the end
-  # The paper's 0.01 (TOFA 4.2). At 0.05 the full loss hurt the min subnet against L^lab
-  # (39.0% vs 45.4%); at 0.01 it helps both (README).
+  # The paper's 0.01 (TOFA 4.2). In these 100 steps the full loss lifts the min subnet
+  # over L^lab and costs the max subnet (one run each, README; docs/results/kept/demo/).
   c.optim.lr = 0.01
   c.optim.warmup_epochs = 1
   c.evals.batch_size = 64
