@@ -60,7 +60,7 @@ def test_bf16_logits_agree_with_f32():
       assert np.max(np.abs(got - want)) <= 0.1 * np.std(want), (arch, train)
 
 
-@pytest.mark.heavy(68)
+@pytest.mark.heavy(55)
 def test_bf16_training_loss_falls():
   from sklearn.datasets import load_digits
 
@@ -87,7 +87,9 @@ def test_bf16_training_loss_falls():
 
   params, stats = variables["params"], variables["batch_stats"]
   opt, losses = tx.init(params), []
-  for _ in range(30):
+  # 20 steps: the loss is then 3 % of its start (0.21 % after 30), far under the half
+  # asserted; the steps, not the compile, are most of this test's time.
+  for _ in range(20):
     params, stats, opt, value = step(params, stats, opt)
     losses.append(float(value))
   assert np.all(np.isfinite(losses))
