@@ -56,8 +56,8 @@ def main() -> None:
   x = jnp.asarray(rng.normal(size=(n, s, s, c)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(k, k, 1, c)), jnp.float32)
   pads = plan_lib.conv_pads(s, k, stride, "same")
-  g = jnp.asarray(rng.normal(size=elastic_ops.depthwise_conv(x, w, stride, "same").shape),
-                  jnp.float32)
+  out = jax.eval_shape(lambda: elastic_ops.depthwise_conv(x, w, stride, "same"))
+  g = jnp.asarray(rng.normal(size=out.shape), jnp.float32)
   ho, wo = g.shape[1], g.shape[2]
 
   def grad_of(impl):
@@ -68,11 +68,8 @@ def main() -> None:
 
   def reduce(x, w, g):
     xp = jnp.pad(x, ((0, 0), pads, pads, (0, 0)))
-    def tap(i, j):  # what kernel tap (i, j) sees of the padded input
-      return jax.lax.slice(xp, (0, i, j, 0), (n, i + (ho - 1) * stride + 1,
-                                              j + (wo - 1) * stride + 1, c),
-                           (1, stride, stride, 1))
-    taps = [[jnp.sum(tap(i, j) * g, axis=(0, 1, 2)) for j in range(k)] for i in range(k)]
+    taps = [[jnp.sum(elastic_ops.tap(xp, i, j, stride, ho, wo) * g, axis=(0, 1, 2))
+             for j in range(k)] for i in range(k)]
     return jnp.asarray(taps)[:, :, None, :]
 
   ways = {"shift": grad_of("shift"), "lax": grad_of("lax"), "reduce": jax.jit(reduce)}

@@ -173,12 +173,12 @@ def _valid_shift_sum(z: Array, w: Array, stride: int, ho: int, wo: int) -> Array
   out = None
   for i in range(w.shape[0]):
     for j in range(w.shape[1]):
-      term = _tap(z, i, j, stride, ho, wo) * w[i, j, 0]
+      term = tap(z, i, j, stride, ho, wo) * w[i, j, 0]
       out = term if out is None else out + term
   return out
 
 
-def _tap(z: Array, i: int, j: int, stride: int, ho: int, wo: int) -> Array:
+def tap(z: Array, i: int, j: int, stride: int, ho: int, wo: int) -> Array:
   """z[:, i + s*h, j + s*w, :] for h < ho, w < wo: what kernel tap (i, j) sees."""
   return jax.lax.slice(z, (0, i, j, 0), (z.shape[0], i + (ho - 1) * stride + 1,
                                          j + (wo - 1) * stride + 1, z.shape[3]),
@@ -282,7 +282,7 @@ def patch_conv(x: Array, w: Array, stride: int, ph: tuple[int, int], pw: tuple[i
   xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
   ho = (xp.shape[1] - k) // stride + 1
   wo = (xp.shape[2] - k) // stride + 1
-  taps = [_tap(xp, i, j, stride, ho, wo) for i in range(k) for j in range(k)]
+  taps = [tap(xp, i, j, stride, ho, wo) for i in range(k) for j in range(k)]
   return jnp.einsum("nhwp,pd->nhwd", jnp.concatenate(taps, axis=3),
                     w.reshape(-1, w.shape[3]))
 
